@@ -1,0 +1,191 @@
+"""Everything the command line prints: tables, the run summary, progress bars, errors.
+
+Library code never prints; it logs, and reports progress through a ``ProgressSink``.
+This module is the one place that turns those into terminal output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from retailhub.pipeline.context import ProgressSink
+from retailhub.pipeline.report import RunReport
+from retailhub.warehouse.base import QueryResult
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose > 1:
+        level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(
+        level=level,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=verbose > 1)],
+        force=True,
+    )
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+class RichProgress(ProgressSink):
+    """Progress bars per task; silent when stdout is not a terminal unless forced."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = err.is_terminal if enabled is None else enabled
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<32}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=not self.enabled,
+        )
+        self._ids: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def task_started(self, task: str, total: int | None = None) -> None:
+        if task not in self._ids:
+            self._ids[task] = self._progress.add_task(task, total=total, detail="")
+        else:
+            self._progress.update(self._ids[task], total=total)
+
+    def task_advanced(self, task: str, advance: int = 0, total: int | None = None) -> None:
+        if task not in self._ids:
+            self.task_started(task, total)
+        self._progress.update(self._ids[task], advance=advance, total=total)
+        done = self._progress.tasks[self._ids[task]].completed if self._ids else 0
+        self._progress.update(self._ids[task], detail=f"{int(done):,}")
+
+    def stage(self, name: str, done: int, total: int) -> None:
+        """Absolute progress of a named stage (the generator reports this way)."""
+        self.task_started(name, total)
+        self._progress.update(self._ids[name], completed=done, detail=f"{done:,}/{total:,}")
+
+    def task_finished(self, task: str, status: str, seconds: float, detail: str = "") -> None:
+        if task not in self._ids:
+            self.task_started(task, 1)
+        mark = {"success": "[green]ok[/]", "failed": "[red]failed[/]"}.get(status, status)
+        t = self._progress.tasks[self._ids[task]]
+        self._progress.update(
+            self._ids[task], total=t.total or 1, completed=t.total or 1, detail=f"{mark} {detail}"
+        )
+
+
+def render_report(report: RunReport) -> None:
+    title = f"retailhub {report.command} {report.run_id}: {report.status}"
+    if report.datasets:
+        t = Table(title="Datasets", title_justify="left")
+        for col in ("dataset", "rows in", "accepted", "quarantined", "score", "rules failed"):
+            t.add_column(col, justify="left" if col == "dataset" else "right")
+        for d in report.datasets:
+            t.add_row(
+                d.dataset,
+                f"{d.input_rows:,}",
+                f"{d.accepted_rows:,}",
+                f"{d.quarantined_rows:,}",
+                f"{d.score:.1f}",
+                f"{d.rules_failed}/{d.rules_total}",
+            )
+        out.print(t)
+    if report.quality:
+        q = Table(title="Quality scorecard", title_justify="left")
+        for col in ("dataset", "rule", "severity", "metric", "threshold", "failing", "result"):
+            q.add_column(col, justify="right" if col in ("metric", "threshold", "failing") else "left")
+        for r in sorted(report.quality, key=lambda r: (r["passed"], r["dataset"], r["rule"])):
+            result = "[green]pass[/]" if r["passed"] else (
+                "[red]FAIL[/]" if r["severity"] == "error" else "[yellow]warn[/]"
+            )
+            q.add_row(
+                r["dataset"],
+                r["rule"],
+                r["severity"],
+                _num(r.get("metric")),
+                _num(r.get("threshold")),
+                f"{r.get('failing_rows') or 0:,}",
+                result,
+            )
+        out.print(q)
+    if report.tables:
+        t = Table(title="Tables published", title_justify="left")
+        t.add_column("table")
+        t.add_column("rows", justify="right")
+        for name, rows in sorted(report.tables.items()):
+            t.add_row(name, f"{rows:,}")
+        out.print(t)
+    if report.stages:
+        t = Table(title="Stages", title_justify="left")
+        for col in ("task", "status", "seconds", "rows out"):
+            t.add_column(col, justify="right" if col in ("seconds", "rows out") else "left")
+        for s in report.stages:
+            rows = "" if s["rows_out"] is None else f"{s['rows_out']:,}"
+            t.add_row(s["task"], s["status"], f"{s['seconds']:.2f}", rows)
+        out.print(t)
+    if report.insights:
+        out.print("[bold]Top insights[/]")
+        for i in report.insights:
+            out.print(f"  {i.get('rank', '-')}. {i.get('text', '')}")
+    style = "green" if report.ok else "red"
+    out.print(f"[bold {style}]{title}[/] in {report.seconds:.1f}s")
+    if report.error:
+        error(report.error)
+    if report.resumable:
+        err.print(f"resume with: retailhub run --resume {report.run_id}")
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def render_rows(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    if not rows:
+        out.print("(none)")
+        return
+    t = Table(title=title, title_justify="left")
+    for col in rows[0]:
+        t.add_column(str(col))
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r.values()])
+    out.print(t)
+
+
+def render_query(result: QueryResult, fmt: str) -> None:
+    if fmt == "json":
+        rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+        sys.stdout.write(json.dumps(rows, default=str, indent=2) + "\n")
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(result.columns)
+        w.writerows(result.rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        render_rows([dict(zip(result.columns, r, strict=True)) for r in result.rows])

@@ -1,0 +1,256 @@
+"""The ``retailhub`` command. Each command parses options, calls the Project facade, renders.
+
+Exit codes: 0 success, 1 quality gate failed, 2 usage or configuration error,
+3 runtime failure (source unreadable, warehouse unavailable).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from retailhub import __version__
+from retailhub.errors import EXIT_RUNTIME, RetailhubError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="retailhub",
+    help=(
+        "retailhub turns raw retail data into a validated, documented warehouse.\n\n"
+        "Start with:  retailhub init shop && cd shop && retailhub generate --out data "
+        "&& retailhub run\n\n"
+        "Exit codes: 0 ok, 1 quality gate failed, 2 usage/config error, 3 runtime failure."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Run history from the ledger (meta.pipeline_runs).")
+app.add_typer(runs_app, name="runs")
+
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", "-p", help="Project folder holding retailhub.yaml (default: current folder).",
+        envvar="RETAILHUB_PROJECT", show_envvar=True,
+    ),
+]
+WarehouseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--warehouse", "-w",
+        help="Warehouse URL, e.g. duckdb:///warehouse/retailhub.duckdb or "
+        "postgresql://user@host:5432/db (overrides the 'warehouse.url' key).",
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="Configuration profile: dev, staging or prod.",
+                 envvar="RETAILHUB_PROFILE", show_envvar=True),
+]
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def handle_errors(fn: F) -> F:
+    """Turn retailhub errors into one readable line and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from retailhub.cli import console
+
+        try:
+            return fn(*args, **kwargs)
+        except RetailhubError as exc:
+            console.error(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last resort: never a bare traceback
+            console.error(f"unexpected {type(exc).__name__}: {exc} (rerun with -vv for details)")
+            import logging
+
+            logging.getLogger("retailhub").debug("traceback", exc_info=True)
+            raise typer.Exit(EXIT_RUNTIME) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"retailhub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    from retailhub.cli.console import setup_logging
+
+    setup_logging(verbose, quiet)
+
+
+@app.command()
+@handle_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing retailhub.yaml.")] = False,
+) -> None:
+    """Scaffold a project: retailhub.yaml and the folders it names (data/, warehouse/, models/)."""
+    from retailhub.cli.console import out
+    from retailhub.config.scaffold import scaffold
+
+    created = scaffold(directory, force=force)
+    for path in created:
+        out.print(f"created {path}")
+    out.print(
+        f"next: cd {directory} && retailhub generate --out data --rows 100000 && retailhub run"
+    )
+
+
+@app.command()
+@handle_errors
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the datasets to.")],
+    rows: Annotated[int, typer.Option(min=1, help="Online-retail transaction rows to write.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
+    defect_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of rows given a defect (listed in defects.json).")
+    ] = 0.01,
+) -> None:
+    """Write the four demo datasets (consistent, realistic, with injected defects)."""
+    from retailhub.cli.console import RichProgress, out
+    from retailhub.demo import generate as gen
+
+    with RichProgress() as progress:
+        report = gen(
+            out_dir, rows=rows, seed=seed, defect_rate=defect_rate,
+            progress=progress.stage,
+        )
+    out.print(f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
+              f"defects listed in {report.defects_path}")
+
+
+@app.command()
+@handle_errors
+def run(
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue a failed run from its failed task.")
+    ] = None,
+) -> None:
+    """Run the pipeline: ingest → validate → transform → publish, then print a summary."""
+    _run(project, warehouse, profile, resume=resume, publish=True)
+
+
+@app.command()
+@handle_errors
+def check(project: ProjectOpt = None, warehouse: WarehouseOpt = None, profile: ProfileOpt = None) -> None:
+    """Ingest and validate only: print the quality scorecard and publish nothing."""
+    _run(project, warehouse, profile, resume=None, publish=False)
+
+
+def _run(project: Path | None, warehouse: str | None, profile: str | None, *, resume: str | None, publish: bool) -> None:
+    from retailhub.cli.console import RichProgress, render_report
+    from retailhub.pipeline.project import Project
+
+    proj = Project.load(project, profile=profile, warehouse_url=warehouse)
+    with RichProgress() as progress:
+        report = proj.run(resume=resume, publish=publish, progress=progress)
+    render_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+@runs_app.callback(invoke_without_command=True)
+@handle_errors
+def runs(
+    ctx: typer.Context,
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int, typer.Option(help="How many runs to list, newest first.")] = 20,
+) -> None:
+    """List recent runs (status, rows, quality score)."""
+    if ctx.invoked_subcommand:
+        ctx.obj = {"project": project, "warehouse": warehouse}
+        return
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    render_rows(Project.load(project, warehouse_url=warehouse).runs(limit), title="Runs")
+
+
+@runs_app.command("show")
+@handle_errors
+def runs_show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id from 'retailhub runs'.")],
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Show one run: its tasks with timings and rows, dataset accounting, quality results."""
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    parent = ctx.obj or {}
+    proj = Project.load(project or parent.get("project"), warehouse_url=warehouse or parent.get("warehouse"))
+    detail = proj.run_detail(run_id)
+    render_rows([detail["run"]], title=f"Run {run_id}")
+    render_rows(detail["tasks"], title="Tasks")
+    render_rows(detail["datasets"], title="Datasets")
+    render_rows(detail["quality"], title="Quality results")
+
+
+@app.command()
+@handle_errors
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"select count(*) from core.fct_sales\".")],
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.table,
+) -> None:
+    """Run read-only SQL against the warehouse (schemas core, marts, quarantine, meta, raw)."""
+    from retailhub.cli.console import render_query
+    from retailhub.pipeline.project import Project
+
+    render_query(Project.load(project, warehouse_url=warehouse).query(sql), fmt.value)
+
+
+@app.command()
+@handle_errors
+def bench(
+    rows: Annotated[int, typer.Option(min=1000, help="Transaction rows to generate and process.")] = 1_000_000,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch folder (default: a temp folder).")] = None,
+    warehouse: WarehouseOpt = None,
+    keep: Annotated[bool, typer.Option(help="Keep the generated data and warehouse.")] = False,
+) -> None:
+    """Benchmark: generate N rows (+ proportional datasets), run the pipeline, print rows/s per stage."""
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.bench import run_benchmark
+
+    result = run_benchmark(rows=rows, workdir=workdir, warehouse_url=warehouse, keep=keep)
+    render_rows(result["stages"], title=f"Benchmark: {rows:,} transaction rows")
+    render_rows([result["summary"]], title="Summary")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,179 @@
+"""Load ``retailhub.yaml``: parse, expand ``${VAR}``, merge the profile, apply env overrides.
+
+Every failure is a :class:`~retailhub.errors.ConfigError` whose message names the file, the
+key and what was expected, because "validation error" without a location costs an operator
+far more time than the few lines spent here.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from retailhub.config.envsubst import expand
+from retailhub.config.settings import ProjectSettings
+from retailhub.errors import ConfigError
+
+CONFIG_FILE = "retailhub.yaml"
+PROFILES = ("dev", "staging", "prod")
+# Keys that may only come from the environment: a secret in a committed file is a leak.
+SECRET_KEYS = (("warehouse", "password"),)
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    """A validated configuration and where it came from (paths resolve against ``root``)."""
+
+    settings: ProjectSettings
+    root: Path
+    config_path: Path
+    profile: str
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p)
+
+
+def find_config(project_dir: Path | None) -> Path:
+    """Return the project file of ``project_dir`` (default: current directory)."""
+    base = Path(project_dir or os.environ.get("RETAILHUB_PROJECT") or ".").resolve()
+    path = base if base.is_file() else base / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"no project file at {path}: run 'retailhub init {base}' to create one, "
+            "or pass --project DIR",
+            file=str(path),
+        )
+    return path
+
+
+def load_project(
+    project_dir: Path | None = None,
+    *,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadedProject:
+    """Load and validate the project at ``project_dir`` for ``profile``."""
+    path = find_config(project_dir)
+    raw = _read_yaml(path)
+    profile = profile or os.environ.get("RETAILHUB_PROFILE") or "dev"
+    if profile not in PROFILES:
+        raise ConfigError(
+            f"unknown profile '{profile}': expected one of {', '.join(PROFILES)}",
+            file=str(path),
+            key="profile",
+        )
+    _reject_secrets(raw, path)
+    data = expand(raw, file=str(path))
+    data = _apply_profile(data, profile, path)
+    if overrides:
+        data = deep_merge(data, overrides)
+    settings = validate_settings(data, path)
+    for name, source in settings.sources.items():
+        if getattr(source, "name", None) in (None, ""):
+            object.__setattr__(source, "name", name)
+    return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
+
+
+def validate_settings(data: dict[str, Any], path: Path) -> ProjectSettings:
+    """Build :class:`ProjectSettings`, turning pydantic's errors into one readable message."""
+    try:
+        return ProjectSettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path), file=str(path)) from None
+
+
+def format_validation_error(exc: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"  key '{key}': unknown key (check the spelling; see docs/configuration.md)")
+        elif kind == "missing":
+            lines.append(f"  key '{key}': required but missing")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"  key '{key}': {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the discriminator value or model name in the location of a union error.
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: invalid YAML: {problem}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level", file=str(path))
+    return data
+
+
+def _reject_secrets(data: dict[str, Any], path: Path) -> None:
+    sections = [data, *[p for p in (data.get("profiles") or {}).values() if isinstance(p, dict)]]
+    for section in sections:
+        for keys in SECRET_KEYS:
+            node: Any = section
+            for k in keys:
+                node = node.get(k) if isinstance(node, dict) else None
+            if node is not None:
+                env = "RETAILHUB_" + "__".join(k.upper() for k in keys)
+                raise ConfigError(
+                    f"{path}: key '{'.'.join(keys)}' is a secret and may only come from the "
+                    f"environment: remove it from the file and set {env}",
+                    file=str(path),
+                    key=".".join(keys),
+                )
+
+
+def _apply_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: key 'profiles' must be a mapping", file=str(path), key="profiles")
+    unknown = sorted(set(profiles) - set(PROFILES))
+    if unknown:
+        raise ConfigError(
+            f"{path}: key 'profiles.{unknown[0]}': unknown profile, expected one of "
+            f"{', '.join(PROFILES)}",
+            file=str(path),
+            key=f"profiles.{unknown[0]}",
+        )
+    override = profiles.get(profile) or {}
+    if not isinstance(override, dict):
+        raise ConfigError(
+            f"{path}: key 'profiles.{profile}' must be a mapping",
+            file=str(path),
+            key=f"profiles.{profile}",
+        )
+    return deep_merge(data, override)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in; mappings merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -1,0 +1,38 @@
+"""``retailhub init``: lay out a new project from the packaged template."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from retailhub.config.loader import CONFIG_FILE
+from retailhub.errors import UsageError
+
+FOLDERS = ("data", "warehouse", "models")
+GITIGNORE = "warehouse/\n.retailhub/\ndata/\n"
+
+
+def template_text() -> str:
+    return (files("retailhub.config") / "templates" / CONFIG_FILE).read_text(encoding="utf-8")
+
+
+def scaffold(directory: Path, *, force: bool = False) -> list[Path]:
+    """Create ``directory`` with retailhub.yaml and its folders; never clobber without force."""
+    directory = directory.resolve()
+    config = directory / CONFIG_FILE
+    if config.exists() and not force:
+        raise UsageError(f"{config} already exists (use --force to overwrite it)")
+    created: list[Path] = []
+    directory.mkdir(parents=True, exist_ok=True)
+    config.write_text(template_text(), encoding="utf-8")
+    created.append(config)
+    for name in FOLDERS:
+        path = directory / name
+        if not path.exists():
+            path.mkdir()
+            created.append(path)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(GITIGNORE, encoding="utf-8")
+        created.append(ignore)
+    return created

@@ -1,0 +1,92 @@
+"""Typed settings of a retailhub project.
+
+The project file (``retailhub.yaml``) is parsed into these models after ``${VAR}``
+expansion and profile merging; ``RETAILHUB_...`` environment variables then override any
+key (``__`` nests: ``RETAILHUB_WAREHOUSE__URL``). Every model forbids unknown keys, so a
+typo fails loudly with the key named instead of being ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from retailhub.config.quality import QualityConfig
+from retailhub.config.sources import SourceConfig
+
+Profile = Literal["dev", "staging", "prod"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WarehouseConfig(StrictModel):
+    """Where published tables go. The password never lives in the file."""
+
+    url: str = "duckdb:///warehouse/retailhub.duckdb"
+    password: SecretStr | None = Field(
+        default=None,
+        description="From RETAILHUB_WAREHOUSE__PASSWORD (or PGPASSWORD) only, never from YAML.",
+    )
+    schema_prefix: str = ""
+    connect_timeout_s: float = 10.0
+
+
+class RunnerConfig(StrictModel):
+    """How the in-process runner executes the task graph."""
+
+    retries: int = Field(default=2, ge=0, description="Extra attempts for transient failures.")
+    backoff_s: float = Field(default=1.0, ge=0)
+    memory_limit: str = "2GB"
+    threads: int | None = None
+    work_dir: str = ".retailhub/work"
+    keep_work_db: bool = False
+
+
+class AnalyticsConfig(StrictModel):
+    """Parameters of the analytics marts (used once analytics is enabled)."""
+
+    enabled: bool = True
+    churn_horizon_days: int = Field(default=90, gt=0)
+    forecast_horizon_weeks: int = Field(default=12, gt=0)
+    forecast_horizon_months: int = Field(default=6, gt=0)
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    top_insights: int = Field(default=5, ge=0)
+
+
+class ProjectSettings(BaseSettings):
+    """The whole project configuration, after profile merge and environment overrides."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RETAILHUB_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    project: str = "retailhub"
+    description: str = ""
+    data_dir: str = "data"
+    warehouse: WarehouseConfig = WarehouseConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    runner: RunnerConfig = RunnerConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-profile overrides of any key (dev/staging/prod)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file: operators override a deployed project without editing it.
+        return (env_settings, init_settings)

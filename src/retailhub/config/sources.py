@@ -1,0 +1,227 @@
+"""Typed configuration of the ``sources:`` section of a project file.
+
+One pydantic model per source ``type`` (csv, parquet, json, http, database), joined in a
+discriminated union so a YAML mapping is validated against exactly one variant and an unknown key
+fails with its name. Secrets never live here: the HTTP bearer token and the database password are
+read from environment variables named in the config (``token_env``, ``password_env``), and a
+password written into a database URL or an ``Authorization`` header is rejected.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from retailhub.errors import ConfigError
+
+# Header names that carry credentials; they must come from ``token_env`` instead.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
+_DB_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
+
+
+class _SourceBase(BaseModel):
+    """Fields every source shares: where its rows go and how they map onto a layout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    layout: str
+    dataset: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    date_format: str | None = None
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _default_dataset(self) -> _SourceBase:
+        # Several sources may feed one dataset; by default a source feeds the dataset named
+        # after its layout (a pass-through source has no layout, so it feeds its own name).
+        if self.dataset is None and self.layout != "none":
+            self.dataset = self.layout
+        return self
+
+    @property
+    def target_dataset(self) -> str:
+        """Dataset the rows of this source land in (pass-through sources: the source name)."""
+        return self.dataset or self.name
+
+
+class _FileSourceBase(_SourceBase):
+    path: str = Field(min_length=1)
+
+
+class CsvSourceConfig(_FileSourceBase):
+    """Delimited text files; every column is read as text and cast later by the layout."""
+
+    type: Literal["csv"] = "csv"
+    encoding: str = "utf-8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote: str = Field(default='"', min_length=1, max_length=1)
+    header: bool = True
+    null_values: list[str] = Field(default_factory=lambda: [""])
+
+    @model_validator(mode="after")
+    def _known_encoding(self) -> CsvSourceConfig:
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {self.encoding!r} (try utf-8, utf-8-sig, cp1252, latin-1, utf-16)"
+            ) from None
+        if self.delimiter == self.quote:
+            raise ValueError("delimiter and quote must differ")
+        return self
+
+
+class ParquetSourceConfig(_FileSourceBase):
+    """Parquet files, read row group by row group with their own types."""
+
+    type: Literal["parquet"] = "parquet"
+
+
+class JsonSourceConfig(_FileSourceBase):
+    """A JSON document holding a list of records, or newline-delimited JSON (one per line)."""
+
+    type: Literal["json"] = "json"
+    format: Literal["json", "ndjson"] | None = None
+    records_path: str | None = None
+    fields: list[str] | None = None
+
+    @property
+    def resolved_format(self) -> Literal["json", "ndjson"]:
+        """``format`` if given, else guessed from the extension (.ndjson/.jsonl -> ndjson)."""
+        if self.format is not None:
+            return self.format
+        suffix = PurePosixPath(self.path.replace("\\", "/")).suffix.lower()
+        return "ndjson" if suffix in (".ndjson", ".jsonl") else "json"
+
+
+class PagingConfig(BaseModel):
+    """How an HTTP API splits a result into pages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["none", "page", "cursor", "offset"] = "none"
+    page_param: str = "page"
+    offset_param: str = "offset"
+    size_param: str | None = "page_size"
+    page_size: int | None = Field(default=100, gt=0)
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None
+    start_page: int = 1
+
+    @model_validator(mode="after")
+    def _cursor_needs_path(self) -> PagingConfig:
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError("cursor paging needs cursor_path (where the next cursor is)")
+        return self
+
+
+class HttpSourceConfig(_SourceBase):
+    """A JSON HTTP API read page by page; the bearer token comes from ``token_env``."""
+
+    type: Literal["http"] = "http"
+    url: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    token_env: str | None = None
+    records_path: str = ""
+    paging: PagingConfig = Field(default_factory=PagingConfig)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_pages: int | None = Field(default=None, gt=0)
+    fields: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> HttpSourceConfig:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError("url must start with http:// or https://")
+        for header in self.headers:
+            if header.lower() in _SECRET_HEADERS:
+                raise ValueError(
+                    f"header {header!r} carries a credential: put the token in an environment "
+                    "variable and name it with token_env"
+                )
+        return self
+
+
+class DatabaseSourceConfig(_SourceBase):
+    """A table or query in PostgreSQL or MySQL/MariaDB, optionally extracted incrementally."""
+
+    type: Literal["database"] = "database"
+    url: str
+    password_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    watermark_column: str | None = None
+    batch_size: int = Field(default=50_000, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DatabaseSourceConfig:
+        parts = urlsplit(self.url)
+        if parts.scheme.split("+")[0] not in _DB_SCHEMES:
+            raise ValueError("url must start with postgresql://, mysql:// or mariadb://")
+        if parts.password is not None:
+            # The message must not repeat the URL: it holds the password.
+            raise ValueError(
+                "url contains a password: remove it and name an environment variable with "
+                "password_env (or set PGPASSWORD / MYSQL_PWD)"
+            )
+        if not parts.hostname:
+            raise ValueError("url has no host")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+    @property
+    def dialect(self) -> Literal["postgresql", "mysql"]:
+        """``postgresql`` or ``mysql`` (MariaDB speaks the MySQL protocol)."""
+        scheme = urlsplit(self.url).scheme.split("+")[0]
+        return "postgresql" if scheme.startswith("postgres") else "mysql"
+
+
+SourceConfig = Annotated[
+    CsvSourceConfig
+    | ParquetSourceConfig
+    | JsonSourceConfig
+    | HttpSourceConfig
+    | DatabaseSourceConfig,
+    Field(discriminator="type"),
+]
+FileSourceConfig = CsvSourceConfig | ParquetSourceConfig | JsonSourceConfig
+
+_ADAPTER: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+
+
+def parse_source_config(
+    name: str, raw: Mapping[str, Any], *, file: str | None = None
+) -> SourceConfig:
+    """Validate one entry of ``sources:``; errors name the file and the dotted key.
+
+    Input values are deliberately left out of the message: a rejected URL may hold a password.
+    """
+    data = dict(raw)
+    data["name"] = name
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            parts = list(err["loc"])
+            if parts and parts[0] == data.get("type"):
+                parts = parts[1:]  # drop the union tag pydantic puts first
+            loc = ".".join(str(p) for p in parts)
+            key = f"sources.{name}" + (f".{loc}" if loc else "")
+            problems.append(f"{key}: {err['msg']}")
+        where = f"{file}: " if file else ""
+        first_key = problems[0].split(":", 1)[0] if problems else f"sources.{name}"
+        raise ConfigError(
+            f"{where}invalid source {name!r}: " + "; ".join(problems), file=file, key=first_key
+        ) from None

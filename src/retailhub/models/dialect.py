@@ -1,0 +1,51 @@
+"""The one engine-specific piece the models need: the ``rh_surrogate_key(text)`` function.
+
+Surrogate keys must be stable across runs, incremental loads and engines, so they are derived
+from the natural key only: the first 15 hex digits (60 bits) of its MD5, read as a positive
+BIGINT. Both engines compute the same number for the same text (checked by a PostgreSQL test).
+Neither spelling transpiles to the other (DuckDB casts a ``0x`` string, PostgreSQL goes through
+``bit(60)``), so the models call ``rh_surrogate_key(...)`` and each engine defines it here:
+sqlglot leaves the unknown function name untouched when it transpiles a model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import duckdb
+
+Engine = Literal["duckdb", "postgres"]
+
+SURROGATE_KEY_FUNCTION = "rh_surrogate_key"
+
+_DEFINITIONS: dict[str, tuple[str, ...]] = {
+    "duckdb": (
+        # A temp macro lives with the connection, so building never leaves objects behind
+        # in the warehouse file.
+        "create or replace temp macro rh_surrogate_key(nk) as "
+        "cast(('0x' || substr(md5(cast(nk as varchar)), 1, 15)) as bigint)",
+    ),
+    "postgres": (
+        "create or replace function rh_surrogate_key(nk text) returns bigint "
+        "language sql immutable strict parallel safe as "
+        "$$ select ('x' || substr(md5(nk), 1, 15))::bit(60)::bigint $$",
+    ),
+}
+
+
+def function_definitions(engine: Engine) -> tuple[str, ...]:
+    """SQL statements that define the models' helper functions on ``engine``."""
+    return _DEFINITIONS[engine]
+
+
+def install_duckdb_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """Define the helper functions on a DuckDB connection (idempotent)."""
+    for statement in _DEFINITIONS["duckdb"]:
+        con.execute(statement)
+
+
+def to_postgres(sql: str) -> str:
+    """Transpile one rendered model from the DuckDB dialect it is written in to PostgreSQL."""
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write="postgres", pretty=True)[0]

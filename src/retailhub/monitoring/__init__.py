@@ -1,0 +1,1 @@
+"""retailhub monitoring layer."""

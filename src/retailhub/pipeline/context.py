@@ -1,0 +1,72 @@
+"""State shared by the steps of one run.
+
+Each step returns a :class:`TaskOutput`; its ``payload`` is JSON and is stored in the
+ledger, which is what lets ``--resume`` rebuild the context of the tasks that already
+succeeded without re-running them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from retailhub.config.loader import LoadedProject
+from retailhub.warehouse.base import PublishBatch, Warehouse
+
+WORK = "work"
+
+
+@dataclass
+class TaskOutput:
+    rows_in: int | None = None
+    rows_out: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class ProgressSink:
+    """Receives progress from steps. The default is silent (Airflow, tests, libraries)."""
+
+    def task_started(self, task: str, total: int | None = None) -> None: ...
+
+    def task_advanced(self, task: str, advance: int = 0, total: int | None = None) -> None: ...
+
+    def task_finished(self, task: str, status: str, seconds: float, detail: str = "") -> None: ...
+
+
+@dataclass
+class RunContext:
+    project: LoadedProject
+    warehouse: Warehouse
+    run_id: str
+    progress: ProgressSink = field(default_factory=ProgressSink)
+    outputs: dict[str, TaskOutput] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    # Test seam: called with each table name while publishing (failure injection).
+    publish_hook: Callable[[str], None] | None = None
+    # Extra changes other steps want applied in the same atomic publish.
+    pending: PublishBatch = field(default_factory=PublishBatch)
+
+    @property
+    def settings(self):  # noqa: ANN201 - ProjectSettings; avoids an import cycle in typing
+        return self.project.settings
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.warehouse.compute
+
+    def payload(self, task: str) -> dict[str, Any]:
+        out = self.outputs.get(task)
+        return out.payload if out else {}
+
+
+def work(schema: str, name: str) -> str:
+    """Qualified name of a scratch table of this run (never published as is)."""
+    return f"{WORK}.{schema}.{_ident(name)}"
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)

@@ -1,0 +1,236 @@
+"""The ``Project`` facade: the one object every entry point (CLI, Airflow, web, tests) uses.
+
+It owns the order of operations for a run — open the warehouse, record the run, execute
+the plan, clean up — so no entry point ever composes layers itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from retailhub.config.loader import LoadedProject, load_project
+from retailhub.errors import EXIT_RUNTIME, RetailhubError, UsageError
+from retailhub.pipeline.context import ProgressSink, RunContext
+from retailhub.pipeline.plan import Plan, build_plan
+from retailhub.pipeline.report import RunReport, build_report
+from retailhub.pipeline.runner import Runner, RunOutcome, outputs_from_ledger
+from retailhub.warehouse.base import QueryResult, Warehouse
+from retailhub.warehouse.factory import open_warehouse
+from retailhub.warehouse.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Project:
+    def __init__(self, loaded: LoadedProject) -> None:
+        self.loaded = loaded
+
+    @classmethod
+    def load(
+        cls,
+        project_dir: Path | str | None = None,
+        *,
+        profile: str | None = None,
+        warehouse_url: str | None = None,
+    ) -> Project:
+        overrides = {"warehouse": {"url": warehouse_url}} if warehouse_url else None
+        return cls(
+            load_project(Path(project_dir) if project_dir else None, profile=profile, overrides=overrides)
+        )
+
+    @property
+    def settings(self):  # noqa: ANN201 - ProjectSettings
+        return self.loaded.settings
+
+    @property
+    def root(self) -> Path:
+        return self.loaded.root
+
+    # -- warehouse access -------------------------------------------------------------------
+    def open_warehouse(self, *, read_only: bool = False, work_db: Path | None = None) -> Warehouse:
+        runner = self.settings.runner
+        return open_warehouse(
+            self.settings.warehouse,
+            self.root,
+            work_db=work_db,
+            read_only=read_only,
+            memory_limit=runner.memory_limit,
+            threads=runner.threads,
+        )
+
+    def work_db(self, run_id: str) -> Path:
+        return self.loaded.resolve(self.settings.runner.work_dir) / f"{run_id}.duckdb"
+
+    # -- runs -------------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        resume: str | None = None,
+        publish: bool = True,
+        progress: ProgressSink | None = None,
+        publish_hook: Callable[[str], None] | None = None,
+    ) -> RunReport:
+        """Execute the pipeline (or continue run ``resume`` from its failed task)."""
+        command = "run" if publish else "check"
+        started = time.perf_counter()
+        run_id = resume or new_run_id()
+        work_db = self.work_db(run_id)
+        if resume and not work_db.exists():
+            raise UsageError(
+                f"run {resume} cannot be resumed: its scratch database {work_db} is gone "
+                "(it is removed when a run succeeds); start a new run instead"
+            )
+        warehouse = self.open_warehouse(work_db=work_db)
+        outcome: RunOutcome | None = None
+        try:
+            warehouse.init_schema()
+            ledger = Ledger(warehouse)
+            plan, done = self._prepare(ledger, run_id, resume, publish, command, warehouse)
+            ctx = RunContext(
+                project=self.loaded,
+                warehouse=warehouse,
+                run_id=run_id,
+                progress=progress or ProgressSink(),
+                publish_hook=publish_hook,
+            )
+            runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
+            outcome = runner.execute(done)
+            report = build_report(ctx, outcome, command, time.perf_counter() - started)
+            totals = _totals(report)
+            ledger.finish_run(
+                run_id,
+                outcome.status,
+                seconds=report.seconds,
+                error=report.error,
+                **totals,
+            )
+            report.resumable = publish and outcome.status == "failed"
+            return report
+        finally:
+            warehouse.close()
+            keep = self.settings.runner.keep_work_db or (
+                publish and outcome is not None and outcome.status == "failed"
+            )
+            if not keep:
+                _remove_work_db(work_db)
+
+    def check(self, *, progress: ProgressSink | None = None) -> RunReport:
+        """Ingest and validate only: print the scorecard, publish nothing."""
+        return self.run(publish=False, progress=progress)
+
+    def _prepare(
+        self,
+        ledger: Ledger,
+        run_id: str,
+        resume: str | None,
+        publish: bool,
+        command: str,
+        warehouse: Warehouse,
+    ) -> tuple[Plan, dict]:
+        if resume:
+            row = ledger.get_run(resume)
+            if row is None:
+                raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
+            if row["status"] not in ("failed", "running"):
+                raise UsageError(f"run {resume} has status {row['status']}; only failed runs resume")
+            ledger.reopen_run(resume)
+            return Plan.from_json(row["plan_json"]), outputs_from_ledger(
+                ledger.succeeded_tasks(resume)
+            )
+        plan = build_plan(self.settings, publish=publish)
+        ledger.start_run(
+            run_id,
+            project=self.settings.project,
+            profile=self.loaded.profile,
+            command=command,
+            warehouse_url=warehouse.display_url,
+            config_hash=self.config_hash(),
+            plan_json=plan.to_json(),
+        )
+        return plan, {}
+
+    def config_hash(self) -> str:
+        text = self.settings.model_dump_json(exclude={"warehouse": {"password"}})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- ledger and warehouse reads ----------------------------------------------------------
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.open_warehouse(read_only=True) as wh:
+            return Ledger(wh).list_runs(limit)
+
+    def run_detail(self, run_id: str) -> dict[str, Any]:
+        with self.open_warehouse(read_only=True) as wh:
+            ledger = Ledger(wh)
+            run = ledger.get_run(run_id)
+            if run is None:
+                raise UsageError(f"no run {run_id} in the ledger: see 'retailhub runs'")
+            run.pop("plan_json", None)
+            quality = wh.query(
+                "select dataset, rule, severity, passed, metric, threshold, failing_rows "
+                "from meta.quality_results where run_id = ? order by dataset, rule",
+                [run_id],
+            )
+            accounting = wh.query(
+                "select dataset, input_rows, accepted_rows, quarantined_rows, quality_score "
+                "from meta.dataset_accounting where run_id = ? order by dataset",
+                [run_id],
+            )
+            tasks = ledger.tasks(run_id)
+            for t in tasks:
+                t.pop("output_json", None)
+            return {
+                "run": run,
+                "tasks": tasks,
+                "datasets": [dict(zip(accounting.columns, r, strict=True)) for r in accounting.rows],
+                "quality": [dict(zip(quality.columns, r, strict=True)) for r in quality.rows],
+            }
+
+    def query(self, sql: str) -> QueryResult:
+        """Run read-only SQL against the warehouse (writes are refused by the connection)."""
+        with self.open_warehouse(read_only=True) as wh:
+            try:
+                return wh.query(sql)
+            except RetailhubError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - engine errors become one clear message
+                raise UsageError(f"query failed: {exc}") from None
+
+
+def _totals(report: RunReport) -> dict[str, Any]:
+    if not report.datasets:
+        return {}
+    total_in = sum(d.input_rows for d in report.datasets)
+    score = (
+        sum(d.score * d.input_rows for d in report.datasets) / total_in
+        if total_in
+        else sum(d.score for d in report.datasets) / len(report.datasets)
+    )
+    return {
+        "rows_in": total_in,
+        "rows_accepted": sum(d.accepted_rows for d in report.datasets),
+        "rows_quarantined": sum(d.quarantined_rows for d in report.datasets),
+        "quality_score": round(score, 3),
+    }
+
+
+def _remove_work_db(path: Path) -> None:
+    for p in (path, path.with_suffix(".duckdb.wal")):
+        p.unlink(missing_ok=True)
+    spill = path.parent / "spill"
+    if spill.is_dir() and not any(path.parent.glob("*.duckdb")):
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+__all__ = ["EXIT_RUNTIME", "Project", "new_run_id"]

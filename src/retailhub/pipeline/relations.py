@@ -1,0 +1,46 @@
+"""Names of the relations steps hand to each other inside the compute connection."""
+
+from __future__ import annotations
+
+from retailhub.pipeline.context import WORK, RunContext, work
+from retailhub.sources.layout import get_layout
+
+META_COLUMNS = {"_source": "varchar", "_source_file": "varchar", "_line": "bigint", "_unit_id": "varchar"}
+
+
+def work_table_exists(ctx: RunContext, qualified: str) -> bool:
+    _, schema, name = qualified.split(".")
+    rows = ctx.con.execute(
+        "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? "
+        "and table_name = ?",
+        [WORK, schema, name],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def empty_dataset_sql(layout: str) -> str:
+    """A zero-row SELECT with the canonical columns of ``layout`` (for absent datasets)."""
+    cols = [f"cast(null as {c.type}) as {c.name}" for c in get_layout(layout).columns]
+    cols += [f"cast(null as {t}) as {n}" for n, t in META_COLUMNS.items()]
+    return f"select {', '.join(cols)} where false"
+
+
+def current_relation(ctx: RunContext, dataset: str, layout: str | None = None) -> str:
+    """All accepted rows of ``dataset``: the published history plus this run's batch.
+
+    A temporary view, so nothing is copied and a resumed run simply recreates it.
+    """
+    parts = []
+    history = ctx.warehouse.history_relation(f"raw.{dataset}")
+    if history:
+        parts.append(f"select * exclude (_run_id) from {history}")
+    accepted = work("accepted", dataset)
+    if work_table_exists(ctx, accepted):
+        parts.append(f"select * from {accepted}")
+    if not parts:
+        parts.append(empty_dataset_sql(layout or dataset))
+    view = f"current_{dataset}"
+    ctx.con.execute(
+        f"create or replace temp view {view} as " + " union all by name ".join(parts)
+    )
+    return view

@@ -1,0 +1,92 @@
+"""Make the run visible: one atomic publish of raw history, quarantine, core, marts, ledger.
+
+Everything a run produces reaches the warehouse here and only here, in one transaction
+(or the adapter's stage-and-swap), so a failure at any point leaves the previous state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from retailhub.pipeline.context import RunContext, TaskOutput
+from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
+from retailhub.pipeline.relations import work_table_exists
+from retailhub.pipeline.context import work
+from retailhub.warehouse.base import PublishBatch
+from retailhub.warehouse.ledger import utcnow
+
+PUBLISHED_SCHEMAS = ("core", "marts")
+
+
+def run(ctx: RunContext, task: Task) -> TaskOutput:
+    batch = PublishBatch(after_table=ctx.publish_hook)
+    now = utcnow()
+    lineage: list[dict] = []
+    files: list[dict] = []
+    plan_tasks = list(ctx.outputs)
+    for name in plan_tasks:
+        if name.startswith(f"{INGEST}:"):
+            p = ctx.payload(name)
+            for u in p.get("units", []):
+                files.append(_file_row(ctx.run_id, p, u))
+                lineage.append(_edge(ctx.run_id, u["uri"], f"raw.{p['dataset']}", u["rows"], now))
+    for name in plan_tasks:
+        if not name.startswith(f"{VALIDATE}:"):
+            continue
+        p = ctx.payload(name)
+        dataset = p["dataset"]
+        accepted, quarantined = work("accepted", dataset), work("quarantined", dataset)
+        if p["accepted_rows"] and work_table_exists(ctx, accepted):
+            batch.append[f"raw.{dataset}"] = (
+                f"(select *, '{ctx.run_id}' as _run_id from {accepted})"
+            )
+        if p["quarantined_rows"] and work_table_exists(ctx, quarantined):
+            batch.append[f"quarantine.{dataset}"] = quarantined
+            lineage.append(
+                _edge(ctx.run_id, f"raw.{dataset}", f"quarantine.{dataset}", p["quarantined_rows"], now)
+            )
+    published: dict[str, int] = {}
+    for step in (TRANSFORM, ANALYTICS):
+        out = ctx.payload(step)
+        for m in out.get("models", []) + out.get("marts", []):
+            schema = m.get("schema") or m["relation"].split(".")[-2]
+            target = f"{schema}.{m['name']}"
+            if schema in PUBLISHED_SCHEMAS:
+                batch.replace[target] = m["relation"]
+                published[target] = m["rows"]
+            for src in m.get("depends_on", []) + [f"raw.{s}" for s in m.get("sources", [])]:
+                lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
+    batch.rows["meta.ingested_files"] = files
+    batch.rows["meta.lineage"] = lineage
+    ctx.warehouse.publish(batch)
+    return TaskOutput(
+        rows_out=sum(published.values()),
+        payload={"tables": published, "files": len(files), "lineage_edges": len(lineage)},
+    )
+
+
+def _file_row(run_id: str, ingest: dict, unit: dict) -> dict:
+    return {
+        "run_id": run_id,
+        "source": ingest["source"],
+        "dataset": ingest["dataset"],
+        "unit_id": unit.get("unit_id") or unit["uri"],
+        "uri": unit["uri"],
+        "checksum": unit.get("checksum"),
+        "bytes": unit.get("bytes"),
+        "rows": unit.get("rows"),
+        "modified_at": _ts(unit.get("modified_at")),
+        "arrived_at": _ts(unit.get("arrived_at")),
+        "watermark": ingest.get("watermark"),
+    }
+
+
+def _edge(run_id: str, src: str, dst: str, rows: int | None, now: object) -> dict:
+    return {"run_id": run_id, "source_table": src, "target_table": dst, "rows": rows, "recorded_at": now}
+
+
+def _ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    ts = datetime.fromisoformat(value)
+    return ts.replace(tzinfo=None) if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)

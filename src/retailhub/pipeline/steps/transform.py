@@ -1,0 +1,40 @@
+"""Build the SQL models (staging → intermediate → core star schema) in the compute database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from retailhub.errors import ModelError
+from retailhub.models.graph import build_models, load_models, test_models
+from retailhub.pipeline.context import WORK, RunContext, TaskOutput
+from retailhub.pipeline.plan import Task, datasets_of
+from retailhub.pipeline.relations import current_relation
+
+BUILT_IN_DATASETS = ("online_retail", "superstore", "product_catalog", "customer_behaviour")
+
+
+def run(ctx: RunContext, task: Task) -> TaskOutput:
+    datasets = datasets_of(ctx.settings)
+    relations = {}
+    for dataset in sorted(set(BUILT_IN_DATASETS) | set(datasets)):
+        layout = ctx.settings.sources[datasets[dataset][0]].layout if dataset in datasets else dataset
+        relations[dataset] = current_relation(ctx, dataset, layout)
+    extra = [ctx.project.resolve("models")] if ctx.project.resolve("models").is_dir() else []
+    models = load_models(extra)
+    built = build_models(
+        ctx.con,
+        models,
+        relations,
+        schema_prefix=f"{WORK}.",
+        progress=lambda name: ctx.progress.task_advanced(task.name, 1, total=len(models)),
+    )
+    failures = test_models(ctx.con, built)
+    if failures:
+        raise ModelError(
+            "model tests failed:\n" + "\n".join(f"  {f}" for f in failures[:20]),
+        )
+    rows = sum(b.rows for b in built)
+    return TaskOutput(
+        rows_out=rows,
+        payload={"models": [asdict(b) for b in built], "sources": relations},
+    )

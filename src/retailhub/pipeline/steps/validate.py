@@ -1,0 +1,100 @@
+"""Map one dataset's landed rows to its layout, then split them with the quality rules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+
+from retailhub.errors import ConfigError
+from retailhub.pipeline.context import RunContext, TaskOutput, work
+from retailhub.pipeline.plan import INGEST, datasets_of, referenced_datasets
+from retailhub.pipeline.relations import current_relation, empty_dataset_sql, work_table_exists
+from retailhub.pipeline.plan import Task
+from retailhub.quality.gate import QualityContext, run_quality
+from retailhub.sources.layout import get_layout
+from retailhub.warehouse.ledger import Ledger
+
+META = ("_source", "_source_file", "_line", "_unit_id")
+
+
+def run(ctx: RunContext, task: Task) -> TaskOutput:
+    dataset = task.target or ""
+    sources = datasets_of(ctx.settings)[dataset]
+    layouts = {ctx.settings.sources[s].layout for s in sources}
+    if len(layouts) != 1:
+        raise ConfigError(
+            f"key 'sources': dataset '{dataset}' is fed by sources with different layouts "
+            f"({', '.join(sorted(layouts))}); give them different 'dataset' names",
+            key="sources",
+        )
+    layout_name = layouts.pop()
+    staged = work("staged", dataset)
+    parts = []
+    for source in sources:
+        landing = work("landing", source)
+        if not work_table_exists(ctx, landing):
+            continue
+        cfg = ctx.settings.sources[source]
+        columns = [
+            r[0]
+            for r in ctx.con.execute(f"describe {landing}").fetchall()
+            if r[0] not in META
+        ]
+        layout = get_layout(cfg.layout)
+        parts.append(layout.staging_sql(landing, columns, cfg.columns, cfg.date_format))
+    body = " union all by name ".join(f"({p})" for p in parts) or _empty_staged(layout_name)
+    ctx.con.execute(f"create or replace table {staged} as {body}")
+
+    rules = ctx.settings.quality.for_dataset(dataset, layout_name)
+    refs = {
+        ref: current_relation(ctx, ref, _layout_of(ctx, ref))
+        for ref in referenced_datasets(ctx.settings, dataset) | ({dataset} if rules else set())
+    }
+    qctx = QualityContext(
+        run_id=ctx.run_id,
+        reference_tables=refs,
+        file_times=_file_times(ctx, sources),
+        previous_rows=Ledger(ctx.warehouse).previous_accepted_rows(dataset),
+        now=ctx.now,
+    )
+    outcome = run_quality(
+        ctx.con,
+        dataset,
+        staged,
+        rules,
+        qctx,
+        accepted_table=work("accepted", dataset),
+        quarantine_table=work("quarantined", dataset),
+    )
+    return TaskOutput(
+        rows_in=outcome.input_rows,
+        rows_out=outcome.accepted_rows,
+        payload={
+            "dataset": dataset,
+            "layout": layout_name,
+            "input_rows": outcome.input_rows,
+            "accepted_rows": outcome.accepted_rows,
+            "quarantined_rows": outcome.quarantined_rows,
+            "score": outcome.score,
+            "results": [asdict(r) for r in outcome.results],
+        },
+    )
+
+
+def _layout_of(ctx: RunContext, dataset: str) -> str:
+    for source in datasets_of(ctx.settings).get(dataset, []):
+        return ctx.settings.sources[source].layout
+    return dataset
+
+
+def _empty_staged(layout: str) -> str:
+    return f"select *, cast([] as varchar[]) as _type_errors from ({empty_dataset_sql(layout)})"
+
+
+def _file_times(ctx: RunContext, sources: list[str]) -> list[tuple[str, datetime]]:
+    out = []
+    for source in sources:
+        for unit in ctx.payload(f"{INGEST}:{source}").get("units", []):
+            if unit.get("modified_at"):
+                out.append((unit["uri"], datetime.fromisoformat(unit["modified_at"])))
+    return out

@@ -1,0 +1,1 @@
+"""retailhub sources layer."""

@@ -1,0 +1,91 @@
+"""The runtime contract every source implements, whatever it reads.
+
+The pipeline asks a source for the *new* input units (``discover``), then streams each unit as
+Arrow record batches (``open``) into the landing table. Keeping every reader behind this one
+protocol is what lets the landing, quality and ledger code stay ignorant of files, APIs and
+databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from retailhub.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from retailhub.config.sources import SourceConfig
+
+
+@dataclass(frozen=True)
+class InputUnit:
+    """One thing to ingest: a file, one extraction from an API, or one database extraction."""
+
+    source: str
+    uri: str  # absolute file path / URL / 'mysql://user@host:port/db#table' (never a secret)
+    checksum: str | None  # sha256 hex of the file bytes; None for API and database units
+    bytes: int | None
+    modified_at: datetime | None  # file mtime (UTC)
+    watermark_from: str | None = None  # database: exclusive lower bound used for this unit
+
+
+@dataclass
+class SourceState:
+    """What the run ledger remembers about a source from earlier runs."""
+
+    ingested_checksums: set[str] = field(default_factory=set)
+    last_watermark: str | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A configured reader. ``open`` streams; errors surface during ``open`` or iteration."""
+
+    config: SourceConfig
+
+    @property
+    def name(self) -> str: ...
+
+    def discover(self, state: SourceState) -> list[InputUnit]:
+        """Only the units not ingested yet (a file with an already seen checksum is skipped)."""
+        ...
+
+    def open(self, unit: InputUnit) -> pa.RecordBatchReader:
+        """Stream the unit's rows with the source's own column names."""
+        ...
+
+    def new_watermark(self) -> str | None:
+        """After ``open`` was drained: the highest watermark seen (database sources only)."""
+        ...
+
+
+def build_source(cfg: SourceConfig, project_dir: Path) -> Source:
+    """Instantiate the reader for ``cfg``; drivers (httpx, pymysql, adbc) load lazily."""
+    if not cfg.name:
+        raise ConfigError("a source config needs a name (the key under sources:)", key="sources")
+    kind = cfg.type
+    if kind == "csv":
+        from retailhub.sources.csv_source import CsvSource
+
+        return CsvSource(cfg, project_dir)  # type: ignore[arg-type]
+    if kind == "parquet":
+        from retailhub.sources.parquet_source import ParquetSource
+
+        return ParquetSource(cfg, project_dir)  # type: ignore[arg-type]
+    if kind == "json":
+        from retailhub.sources.json_source import JsonSource
+
+        return JsonSource(cfg, project_dir)  # type: ignore[arg-type]
+    if kind == "http":
+        from retailhub.sources.http_source import HttpSource
+
+        return HttpSource(cfg)  # type: ignore[arg-type]
+    if kind == "database":
+        from retailhub.sources.database import DatabaseSource
+
+        return DatabaseSource(cfg)  # type: ignore[arg-type]
+    raise ConfigError(f"source {cfg.name!r}: unknown type {kind!r}", key=f"sources.{cfg.name}.type")

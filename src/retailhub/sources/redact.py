@@ -1,0 +1,46 @@
+"""Keep credentials out of every URI, log line and error message the sources layer produces.
+
+Errors travel far (CLI output, the run ledger, Airflow logs), so anything that could hold a secret
+goes through these helpers before it is put into a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+# Query parameters that usually carry a credential (compared case-insensitively).
+_SECRET_PARAMS = frozenset(
+    {"token", "access_token", "api_key", "apikey", "key", "secret", "password", "sig", "signature"}
+)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without a password in the authority and with secret query values masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:{MASK}@{host}{port}"
+    query = parts.query
+    if query:
+        pairs = [
+            (k, MASK if k.lower() in _SECRET_PARAMS else v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = urlencode(pairs, safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of each (non-trivial) secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, MASK)
+    return text

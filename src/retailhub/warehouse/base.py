@@ -1,0 +1,106 @@
+"""The warehouse adapter contract.
+
+The pipeline computes every table in a local DuckDB *compute* connection (fast, embedded,
+spills to disk) and hands the results to a warehouse adapter that publishes them
+atomically. Each engine gets one adapter; the pipeline asks capability flags instead of
+comparing engine names, so a new engine is a new adapter, not a new ``if``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+SCHEMAS = ("raw", "core", "marts", "quarantine", "meta")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do; the pipeline branches on these, never on the engine's name."""
+
+    transactional_ddl: bool
+    concurrent_readers_during_publish: bool
+    zero_copy_compute: bool  # warehouse tables are readable in the compute connection as-is
+    advisory_locks: bool
+
+
+@dataclass
+class PublishBatch:
+    """Everything one run makes visible, applied in one transaction.
+
+    ``replace`` maps a warehouse table (``core.fct_sales``) to the compute relation whose rows
+    become its new content; ``append`` adds the relation's rows to the table (created if
+    missing); ``rows`` appends small Python records (ledger tables).
+    """
+
+    replace: dict[str, str] = field(default_factory=dict)
+    append: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Called after each table is written; tests inject failures here to prove atomicity.
+    after_table: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class Warehouse(ABC):
+    """A place where published tables live, plus the run ledger in its ``meta`` schema."""
+
+    engine: str
+    capabilities: Capabilities
+
+    @property
+    @abstractmethod
+    def display_url(self) -> str:
+        """The URL with any secret removed, safe for logs and the ledger."""
+
+    @property
+    @abstractmethod
+    def compute(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection in which the pipeline builds tables."""
+
+    @abstractmethod
+    def init_schema(self) -> None:
+        """Create schemas and ledger tables if missing (idempotent)."""
+
+    @abstractmethod
+    def table_exists(self, table: str) -> bool: ...
+
+    @abstractmethod
+    def history_relation(self, table: str) -> str | None:
+        """A compute-side relation holding the warehouse table's rows, or None if absent."""
+
+    @abstractmethod
+    def publish(self, batch: PublishBatch) -> None:
+        """Apply ``batch`` atomically: all of it becomes visible, or none of it."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement in its own transaction (ledger bookkeeping)."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """Run a read query against the warehouse."""
+
+    @abstractmethod
+    def read_arrow(self, sql: str) -> pa.Table: ...
+
+    @abstractmethod
+    def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

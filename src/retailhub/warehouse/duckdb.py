@@ -1,0 +1,177 @@
+"""Embedded DuckDB warehouse: the default, zero set-up.
+
+The warehouse file is opened as the connection's main database and the run's scratch
+database (``work``) is attached beside it, so building tables never touches published
+state and publishing is one DuckDB transaction copying from ``work`` into the warehouse.
+DuckDB's file lock serialises concurrent runs: the second one gets a clear message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from retailhub.errors import WarehouseError, WarehouseUnavailable
+from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryResult, Warehouse
+from retailhub.warehouse.ledger_schema import create_statements
+
+log = logging.getLogger(__name__)
+
+WORK = "work"
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+    capabilities = Capabilities(
+        transactional_ddl=True,
+        concurrent_readers_during_publish=False,
+        zero_copy_compute=True,
+        advisory_locks=False,
+    )
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        work_db: Path | None = None,
+        read_only: bool = False,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.path = path
+        self.read_only = read_only
+        target = ":memory:" if path is None else str(path)
+        if path is not None and not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and path is not None and not path.exists():
+            raise WarehouseUnavailable(
+                f"warehouse file {path} does not exist yet: run 'retailhub run' first",
+                path=str(path),
+            )
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        try:
+            self._con = duckdb.connect(target, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            raise WarehouseUnavailable(_lock_message(target, exc), path=target) from None
+        except duckdb.Error as exc:
+            raise WarehouseUnavailable(f"cannot open warehouse {target}: {exc}", path=target) from None
+        if not read_only:
+            work = ":memory:" if work_db is None else str(work_db)
+            if work_db is not None:
+                work_db.parent.mkdir(parents=True, exist_ok=True)
+                self._con.execute(f"set temp_directory = '{work_db.parent / 'spill'}'")
+            self._con.execute(f"attach '{work}' as {WORK}")
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def display_url(self) -> str:
+        return f"duckdb:///{self.path}" if self.path else "duckdb:///:memory:"
+
+    @property
+    def compute(self) -> duckdb.DuckDBPyConnection:
+        return self._con
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        return self._con
+
+    # -- schema ---------------------------------------------------------------------------
+    def init_schema(self) -> None:
+        for schema in SCHEMAS:
+            self._con.execute(f"create schema if not exists {schema}")
+        for stmt in create_statements():
+            self._con.execute(stmt)
+
+    def table_exists(self, table: str) -> bool:
+        schema, name = table.split(".", 1)
+        row = self._con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_catalog = current_database() and table_schema = ? and table_name = ?",
+            [schema, name],
+        ).fetchall()
+        return bool(row[0][0])
+
+    def history_relation(self, table: str) -> str | None:
+        return table if self.table_exists(table) else None
+
+    # -- publishing -----------------------------------------------------------------------
+    def publish(self, batch: PublishBatch) -> None:
+        con = self._con
+        con.execute("begin transaction")
+        try:
+            for target, rel in batch.append.items():
+                con.execute(f"create table if not exists {target} as select * from {rel} limit 0")
+                con.execute(f"insert into {target} by name select * from {rel}")
+                _after(batch, target)
+            for target, records in batch.rows.items():
+                self._insert(target, records)
+                _after(batch, target)
+            for target, rel in batch.replace.items():
+                con.execute(f"create or replace table {target} as select * from {rel}")
+                _after(batch, target)
+            con.execute("commit")
+        except BaseException as exc:
+            con.execute("rollback")
+            if isinstance(exc, duckdb.Error):
+                raise WarehouseError(
+                    f"publish to {self.display_url} failed and was rolled back: {exc}"
+                ) from exc
+            raise
+
+    # -- plain access ---------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._con.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        cur = self._con.cursor()
+        try:
+            cur.execute(sql, list(params))
+            columns = [d[0] for d in cur.description or []]
+            return QueryResult(columns=columns, rows=cur.fetchall())
+        finally:
+            cur.close()
+
+    def read_arrow(self, sql: str) -> pa.Table:
+        return self._con.sql(sql).to_arrow_table()
+
+    def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self._insert(table, rows)
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        data = pa.Table.from_pylist(rows)  # noqa: F841 - scanned by name below
+        self._con.execute(f"insert into {table} by name select * from data")
+
+    def close(self) -> None:
+        try:
+            self._con.close()
+        except duckdb.Error:  # pragma: no cover - closing twice
+            pass
+
+
+def _after(batch: PublishBatch, target: str) -> None:
+    if batch.after_table is not None:
+        batch.after_table(target)
+
+
+def _lock_message(target: str, exc: Exception) -> str:
+    text = str(exc)
+    if "lock" in text.lower():
+        pid = re.search(r"PID (\d+)", text)
+        holder = f" (process {pid.group(1)})" if pid else ""
+        return (
+            f"warehouse {target} is in use by another retailhub run or reader{holder}; "
+            "wait for it to finish and retry"
+        )
+    return f"cannot open warehouse {target}: {text}"

@@ -1,0 +1,171 @@
+"""The run ledger: every run, task, row count, quality result and lineage edge.
+
+Ledger rows are written as the run goes (in their own small transactions) so that a run
+that dies still leaves a record of how far it got; the data itself only becomes visible
+through the atomic publish.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from retailhub.warehouse.base import Warehouse
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Ledger:
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.wh = warehouse
+
+    # -- runs -----------------------------------------------------------------------------
+    def start_run(self, run_id: str, **fields: Any) -> None:
+        self.wh.insert_rows(
+            "meta.pipeline_runs",
+            [{"run_id": run_id, "status": "running", "started_at": utcnow(), **fields}],
+        )
+
+    def reopen_run(self, run_id: str) -> None:
+        self.wh.execute(
+            "update meta.pipeline_runs set status = 'running', finished_at = null, error = null "
+            "where run_id = ?",
+            [run_id],
+        )
+
+    def finish_run(self, run_id: str, status: str, **fields: Any) -> None:
+        fields = {"status": status, "finished_at": utcnow(), **fields}
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.wh.execute(
+            f"update meta.pipeline_runs set {sets} where run_id = ?", [*fields.values(), run_id]
+        )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        res = self.wh.query("select * from meta.pipeline_runs where run_id = ?", [run_id])
+        return dict(zip(res.columns, res.rows[0], strict=True)) if res.rows else None
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        res = self.wh.query(
+            "select run_id, command, profile, status, started_at, seconds, rows_in, "
+            "rows_accepted, rows_quarantined, quality_score "
+            f"from meta.pipeline_runs order by started_at desc limit {int(limit)}"
+        )
+        return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+
+    # -- tasks ----------------------------------------------------------------------------
+    def task_started(self, run_id: str, task: str, attempt: int) -> datetime:
+        started = utcnow()
+        self.wh.insert_rows(
+            "meta.task_runs",
+            [
+                {
+                    "run_id": run_id,
+                    "task": task,
+                    "status": "running",
+                    "attempt": attempt,
+                    "started_at": started,
+                }
+            ],
+        )
+        return started
+
+    def task_finished(
+        self,
+        run_id: str,
+        task: str,
+        attempt: int,
+        status: str,
+        seconds: float,
+        *,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        self.wh.execute(
+            "update meta.task_runs set status = ?, finished_at = ?, seconds = ?, rows_in = ?, "
+            "rows_out = ?, error = ?, output_json = ? where run_id = ? and task = ? and attempt = ?",
+            [
+                status,
+                utcnow(),
+                seconds,
+                rows_in,
+                rows_out,
+                error,
+                json.dumps(output, default=str) if output is not None else None,
+                run_id,
+                task,
+                attempt,
+            ],
+        )
+
+    def task_skipped(self, run_id: str, task: str, reason: str) -> None:
+        now = utcnow()
+        self.wh.insert_rows(
+            "meta.task_runs",
+            [
+                {
+                    "run_id": run_id,
+                    "task": task,
+                    "status": "skipped",
+                    "attempt": 0,
+                    "started_at": now,
+                    "finished_at": now,
+                    "seconds": 0.0,
+                    "error": reason,
+                }
+            ],
+        )
+
+    def tasks(self, run_id: str) -> list[dict[str, Any]]:
+        res = self.wh.query(
+            "select task, status, attempt, started_at, finished_at, seconds, rows_in, rows_out, "
+            "error, output_json from meta.task_runs where run_id = ? order by started_at, attempt",
+            [run_id],
+        )
+        return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
+
+    def succeeded_tasks(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Task name -> its last successful record (used by ``--resume``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.tasks(run_id):
+            if row["status"] == "success":
+                out[row["task"]] = row
+        return out
+
+    def next_attempt(self, run_id: str, task: str) -> int:
+        res = self.wh.query(
+            "select coalesce(max(attempt), 0) from meta.task_runs where run_id = ? and task = ?",
+            [run_id, task],
+        )
+        return int(res.rows[0][0]) + 1
+
+    # -- lookups used by ingestion ----------------------------------------------------------
+    def ingested_checksums(self, source: str) -> set[str]:
+        res = self.wh.query(
+            "select distinct checksum from meta.ingested_files "
+            "where source = ? and checksum is not null",
+            [source],
+        )
+        return {r[0] for r in res.rows}
+
+    def last_watermark(self, source: str) -> str | None:
+        res = self.wh.query(
+            "select watermark from meta.ingested_files where source = ? and watermark is not null "
+            "order by arrived_at desc limit 1",
+            [source],
+        )
+        return res.rows[0][0] if res.rows else None
+
+    def previous_accepted_rows(self, dataset: str) -> int | None:
+        res = self.wh.query(
+            "select a.accepted_rows from meta.dataset_accounting a "
+            "join meta.pipeline_runs r using (run_id) "
+            "where a.dataset = ? and r.status = 'success' and a.input_rows > 0 "
+            "order by a.recorded_at desc limit 1",
+            [dataset],
+        )
+        return int(res.rows[0][0]) if res.rows else None

@@ -1,0 +1,92 @@
+"""DDL of the run ledger (schema ``meta``), written once in SQL both engines accept."""
+
+from __future__ import annotations
+
+LEDGER_TABLES: dict[str, str] = {
+    "meta.pipeline_runs": """
+        run_id varchar primary key,
+        project varchar,
+        profile varchar,
+        command varchar,
+        status varchar not null,
+        started_at timestamp not null,
+        finished_at timestamp,
+        seconds double precision,
+        warehouse_url varchar,
+        config_hash varchar,
+        plan_json varchar,
+        resumed_from varchar,
+        rows_in bigint,
+        rows_accepted bigint,
+        rows_quarantined bigint,
+        quality_score double precision,
+        error varchar
+    """,
+    "meta.task_runs": """
+        run_id varchar not null,
+        task varchar not null,
+        status varchar not null,
+        attempt integer not null,
+        started_at timestamp not null,
+        finished_at timestamp,
+        seconds double precision,
+        rows_in bigint,
+        rows_out bigint,
+        error varchar,
+        output_json varchar
+    """,
+    "meta.quality_results": """
+        run_id varchar not null,
+        dataset varchar not null,
+        rule varchar not null,
+        kind varchar,
+        column_name varchar,
+        severity varchar,
+        action varchar,
+        metric double precision,
+        threshold double precision,
+        passed boolean,
+        failing_rows bigint,
+        rows_checked bigint,
+        sample varchar,
+        message varchar,
+        checked_at timestamp
+    """,
+    "meta.dataset_accounting": """
+        run_id varchar not null,
+        dataset varchar not null,
+        input_rows bigint not null,
+        accepted_rows bigint not null,
+        quarantined_rows bigint not null,
+        quality_score double precision,
+        recorded_at timestamp
+    """,
+    "meta.ingested_files": """
+        run_id varchar not null,
+        source varchar not null,
+        dataset varchar not null,
+        unit_id varchar not null,
+        uri varchar not null,
+        checksum varchar,
+        bytes bigint,
+        rows bigint,
+        modified_at timestamp,
+        arrived_at timestamp,
+        watermark varchar
+    """,
+    "meta.lineage": """
+        run_id varchar not null,
+        source_table varchar not null,
+        target_table varchar not null,
+        rows bigint,
+        recorded_at timestamp
+    """,
+}
+
+
+def create_statements(prefix: str = "") -> list[str]:
+    """``create table if not exists`` for every ledger table, qualified with ``prefix``."""
+    return [
+        f"create table if not exists {prefix}{name} ({cols.strip()})"
+        for name, cols in LEDGER_TABLES.items()
+    ]
