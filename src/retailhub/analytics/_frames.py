@@ -13,6 +13,4 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> N
     """Raise a ``ValueError`` naming every missing column, so callers fix their mapping once."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{what}: missing column(s) {missing}; available: {list(frame.columns)}"
-        )
+        raise ValueError(f"{what}: missing column(s) {missing}; available: {list(frame.columns)}")

@@ -226,9 +226,7 @@ def build_churn_dataset(
         source_col=source_col,
         active_within_days=active_within_days,
     )
-    frame = _normalise_lines(
-        lines, customer_col, order_col, date_col, amount_col, None, source_col
-    )
+    frame = _normalise_lines(lines, customer_col, order_col, date_col, amount_col, None, source_col)
     keys = _keys(frame, "source_system")
     c = pd.Timestamp(cutoff).normalize()
     end = c + pd.Timedelta(days=horizon_days)

@@ -156,9 +156,7 @@ def rfm_table(
     import pandas as pd
 
     has_source = source_col in lines.columns
-    require_columns(
-        lines, [customer_col, order_col, date_col, amount_col], "rfm_table(lines)"
-    )
+    require_columns(lines, [customer_col, order_col, date_col, amount_col], "rfm_table(lines)")
     keys = ["source_system", "customer_id"] if has_source else ["customer_id"]
     frame = pd.DataFrame(
         {
@@ -215,6 +213,8 @@ def rfm_table(
         rank[order] = np.arange(len(rfm)) - starts[part_code[order]] + 1
         rfm[score_col] = quintile_scores(rank, n)
 
+    for col in ("first_order_date", "last_order_date", "reference_date"):
+        rfm[col] = rfm[col].astype("datetime64[us]")  # DuckDB's DATE -> pandas unit
     rfm["fm_score"] = (rfm["f_score"] + rfm["m_score"] + 1) // 2
     rfm["rfm_score"] = (
         rfm["r_score"].astype(str) + rfm["f_score"].astype(str) + rfm["m_score"].astype(str)
@@ -233,9 +233,8 @@ def _segment_case_sql() -> str:
     whens = []
     for r in range(1, 6):
         for fm in range(1, 6):
-            whens.append(
-                f"WHEN r_score = {r} AND fm_score = {fm} THEN {_sql_str(SEGMENT_GRID[r - 1][fm - 1])}"
-            )
+            name = _sql_str(SEGMENT_GRID[r - 1][fm - 1])
+            whens.append(f"WHEN r_score = {r} AND fm_score = {fm} THEN {name}")
     return "CASE " + " ".join(whens) + " END"
 
 

@@ -105,9 +105,16 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
+# pydantic puts the discriminator value (a source type, a rule kind) or a model name in the
+# location of an error inside a tagged union; it is noise in a key path.
+_UNION_TAGS = frozenset(
+    {"csv", "parquet", "json", "http", "database", "completeness", "uniqueness", "validity",
+     "range", "accepted_values", "regex", "referential", "freshness", "volume"}
+)
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the discriminator value or model name in the location of a union error.
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+    return isinstance(part, str) and (part in _UNION_TAGS or part[:1].isupper() or "[" in part)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -8,7 +8,13 @@ materialises them in DuckDB, ``test_models`` runs the sidecars' column tests and
 from retailhub.models.checks import ColumnTestFailure, test_models
 from retailhub.models.dialect import function_definitions, install_duckdb_functions, to_postgres
 from retailhub.models.graph import Model, load_model, load_models, ordered
-from retailhub.models.runner import BuiltModel, build_models, lineage_edges, relation_name, render_model
+from retailhub.models.runner import (
+    BuiltModel,
+    build_models,
+    lineage_edges,
+    relation_name,
+    render_model,
+)
 
 __all__ = [
     "BuiltModel",

@@ -64,7 +64,9 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
     return {row[0] for row in con.sql(f"describe {relation}").fetchall()}
 
 
-def test_models(con: duckdb.DuckDBPyConnection, built: Iterable[BuiltModel]) -> list[ColumnTestFailure]:
+def test_models(
+    con: duckdb.DuckDBPyConnection, built: Iterable[BuiltModel]
+) -> list[ColumnTestFailure]:
     """Run every column test of every built model; return the failures (empty list = all pass)."""
     built = list(built)
     relations = {b.name: b.relation for b in built}
@@ -79,7 +81,9 @@ def test_models(con: duckdb.DuckDBPyConnection, built: Iterable[BuiltModel]) -> 
         for column, test, target in tests:
             if column not in present:
                 failures.append(
-                    ColumnTestFailure(model.name, model.relation, column, test, 0, (), "no such column")
+                    ColumnTestFailure(
+                        model.name, model.relation, column, test, 0, (), "no such column"
+                    )
                 )
                 continue
             parent, field = None, ""

@@ -23,7 +23,9 @@ from retailhub.models.template import render
 
 log = logging.getLogger(__name__)
 
-PREFIX = re.compile(r"^[a-z0-9_]*$")
+# A schema-name prefix ("tmp_"), a catalog qualifier ("work.": the run's scratch database),
+# or both ("work.tmp_").
+PREFIX = re.compile(r"^([a-z_][a-z0-9_]*\.)?[a-z0-9_]*$")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class BuiltModel:
     depends_on: tuple[str, ...]
     sources: tuple[str, ...]
     spec: dict[str, Any] = field(default_factory=dict, repr=False)
+    schema: str = ""
 
 
 def relation_name(model: Model, schema_prefix: str = "") -> str:
@@ -74,6 +77,25 @@ def render_model(
     return render(model.sql, ref, source).strip().rstrip(";")
 
 
+def _check_sources(plan: list[Model], source_relations: Mapping[str, str]) -> None:
+    """Fail before building anything when a source is missing, naming every one of them."""
+    needed: dict[str, Model] = {}
+    for model in plan:
+        for source in model.sources:
+            needed.setdefault(source, model)
+    missing = sorted(set(needed) - set(source_relations))
+    if missing:
+        first = needed[missing[0]]
+        raise ModelError(
+            f"sources not provided: {', '.join(missing)} (needed by "
+            + ", ".join(f"'{needed[s].name}'" for s in missing)
+            + f"; have: {', '.join(sorted(source_relations)) or 'none'})",
+            model=first.name,
+            file=str(first.sql_path),
+            source=missing[0],
+        )
+
+
 def build_models(
     con: duckdb.DuckDBPyConnection,
     models: Iterable[Model],
@@ -84,8 +106,12 @@ def build_models(
 ) -> list[BuiltModel]:
     """Build every model as a table; stop at the first failure with a ModelError naming it."""
     if not PREFIX.match(schema_prefix):
-        raise ModelError(f"schema prefix '{schema_prefix}' must match [a-z0-9_]*")
+        raise ModelError(
+            f"schema prefix '{schema_prefix}' must be a name prefix ('tmp_'), "
+            "a catalog ('work.') or both ('work.tmp_')"
+        )
     plan = ordered(models)
+    _check_sources(plan, source_relations)
     install_duckdb_functions(con)
     relations = {m.name: relation_name(m, schema_prefix) for m in plan}
     built: list[BuiltModel] = []
@@ -97,7 +123,7 @@ def build_models(
         started = time.perf_counter()
         try:
             con.execute(f"create or replace table {relation} as\n{sql}")
-            row = con.sql(f"select count(*) from {relation}").fetchone()
+            row = con.sql(f"select count(*) from {relation}").fetchall()[0]
         except duckdb.Error as exc:
             raise ModelError(
                 f"model '{model.name}' ({model.sql_path}) failed: {exc}",
@@ -116,6 +142,7 @@ def build_models(
                 depends_on=model.depends_on,
                 sources=model.sources,
                 spec=model.spec,
+                schema=model.schema,
             )
         )
         log.info("built %s: %d rows in %.2f s", relation, rows, seconds)

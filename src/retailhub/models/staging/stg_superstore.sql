@@ -86,7 +86,7 @@ final as (
         quantity,
         cast(gross_amount / nullif(quantity, 0) as decimal(18, 4)) as unit_price,
         gross_amount,
-        gross_amount - net_amount as discount_amount,
+        cast(gross_amount - net_amount as decimal(18, 4)) as discount_amount,
         discount_rate,
         net_amount,
         profit_amount,

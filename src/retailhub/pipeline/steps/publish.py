@@ -54,7 +54,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             if schema in PUBLISHED_SCHEMAS:
                 batch.replace[target] = m["relation"]
                 published[target] = m["rows"]
-            for src in m.get("depends_on", []) + [f"raw.{s}" for s in m.get("sources", [])]:
+            for src in [*m.get("depends_on", ()), *(f"raw.{s}" for s in m.get("sources", ()))]:
                 lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
     batch.rows["meta.ingested_files"] = files
     batch.rows["meta.lineage"] = lineage

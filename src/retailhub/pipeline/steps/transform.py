@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from retailhub.errors import ModelError
-from retailhub.models.graph import build_models, load_models, test_models
+from retailhub.models.checks import test_models
+from retailhub.models.graph import load_models
+from retailhub.models.runner import build_models
 from retailhub.pipeline.context import WORK, RunContext, TaskOutput
 from retailhub.pipeline.plan import Task, datasets_of
 from retailhub.pipeline.relations import current_relation

@@ -1,0 +1,3 @@
+from retailhub.cli.main import app
+
+app()

@@ -1,0 +1,69 @@
+-- One row per order line of both sales sources. Amounts are signed (cancellations are
+-- negative), so summing net_amount nets returns; filter is_cancellation / is_adjustment /
+-- is_product to choose what counts as product revenue.
+with
+
+sales_lines as (
+    select * from {{ ref('int_sales_lines') }}
+),
+
+products as (
+    select * from {{ ref('int_products') }}
+),
+
+costed as (
+    select
+        sales_lines.*,
+        case
+            -- Superstore states profit, so its cost is what the profit leaves of the sale
+            when sales_lines.profit_amount is not null
+                then sales_lines.net_amount - sales_lines.profit_amount
+            when products.unit_cost is not null
+                then cast(sales_lines.quantity * products.unit_cost as decimal(18, 4))
+        end as cost_amount
+    from sales_lines
+    left join products on sales_lines.product_nk = products.product_nk
+),
+
+final as (
+    select
+        rh_surrogate_key(source_system || '|' || order_id || '|' || cast(order_line as varchar))
+            as sales_key,
+        source_system,
+        order_id,
+        cast(order_line as integer) as order_line,
+        order_date,
+        order_at,
+        coalesce(
+            cast(extract(year from order_date) * 10000 + extract(month from order_date) * 100
+                + extract(day from order_date) as integer),
+            0
+        ) as date_key,
+        coalesce(rh_surrogate_key(customer_nk), 0) as customer_key,
+        customer_id,
+        coalesce(rh_surrogate_key(product_nk), 0) as product_key,
+        product_id,
+        coalesce(rh_surrogate_key(geography_nk), 0) as geography_key,
+        coalesce(rh_surrogate_key('channel|' || channel_name), 0) as channel_key,
+        ship_date,
+        ship_mode,
+        quantity,
+        cast(unit_price as decimal(18, 4)) as unit_price,
+        cast(gross_amount as decimal(18, 4)) as gross_amount,
+        cast(discount_amount as decimal(18, 4)) as discount_amount,
+        cast(net_amount as decimal(18, 4)) as net_amount,
+        cast(coalesce(profit_amount, net_amount - cost_amount) as decimal(18, 4))
+            as profit_amount,
+        cast(cost_amount as decimal(18, 4)) as cost_amount,
+        currency_code,
+        is_cancellation,
+        is_adjustment,
+        is_product,
+        is_duplicate_suspect,
+        _source,
+        _source_file,
+        _line
+    from costed
+)
+
+select * from final

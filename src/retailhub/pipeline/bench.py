@@ -1,0 +1,108 @@
+"""The benchmark harness behind ``retailhub bench`` and ``make bench``.
+
+Generation and the pipeline each run in a child process so their peak memory is measured
+separately (sampled RSS of the child and its children); per-stage timings come from the
+run ledger, the same numbers ``retailhub runs show`` prints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from retailhub.config.scaffold import scaffold
+
+
+def _measure(cmd: list[str], cwd: Path) -> tuple[float, int, int]:
+    """Run ``cmd``; return (seconds, peak RSS bytes, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        try:
+            p = psutil.Process(proc.pid)
+            while not stop.is_set():
+                rss = p.memory_info().rss + sum(
+                    c.memory_info().rss for c in p.children(recursive=True)
+                )
+                peak = max(peak, rss)
+                time.sleep(0.05)
+        except psutil.Error:
+            pass
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _, stderr = proc.communicate()
+    stop.set()
+    thread.join()
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
+    return time.perf_counter() - t0, peak, proc.returncode
+
+
+def run_benchmark(
+    *,
+    rows: int,
+    workdir: Path | None = None,
+    warehouse_url: str | None = None,
+    keep: bool = False,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """Generate ``rows`` transaction rows (+ proportional datasets) and run the pipeline."""
+    from retailhub.pipeline.project import Project
+
+    base = Path(workdir or tempfile.mkdtemp(prefix="retailhub-bench-")).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        scaffold(base, force=True)
+        exe = [sys.executable, "-m", "retailhub.cli.main"]
+        gen_s, gen_peak, _ = _measure(
+            [*exe, "-q", "generate", "--out", str(base / "data"), "--rows", str(rows),
+             "--seed", str(seed)],
+            base,
+        )
+        run_cmd = [*exe, "-q", "run", "--project", str(base)]
+        if warehouse_url:
+            run_cmd += ["--warehouse", warehouse_url]
+        run_s, run_peak, code = _measure(run_cmd, base)
+        project = Project.load(base, warehouse_url=warehouse_url)
+        run_id = project.runs(1)[0]["run_id"]
+        detail = project.run_detail(run_id)
+        stages = []
+        for t in detail["tasks"]:
+            secs = t["seconds"] or 0.0
+            n = t["rows_in"] if t["rows_in"] is not None else t["rows_out"]
+            stages.append(
+                {
+                    "task": t["task"],
+                    "status": t["status"],
+                    "seconds": round(secs, 2),
+                    "rows": n,
+                    "rows_per_s": f"{n / secs:,.0f}" if n and secs else "",
+                }
+            )
+        summary = {
+            "transaction_rows": rows,
+            "generate_s": round(gen_s, 1),
+            "generate_peak_mb": round(gen_peak / 2**20),
+            "pipeline_s": round(run_s, 1),
+            "pipeline_rows_per_s": f"{rows / run_s:,.0f}",
+            "pipeline_peak_mb": round(run_peak / 2**20),
+            "exit_code": code,
+            "warehouse": detail["run"]["warehouse_url"],
+        }
+        return {"stages": stages, "summary": summary, "workdir": str(base)}
+    finally:
+        if not keep and workdir is None:
+            shutil.rmtree(base, ignore_errors=True)

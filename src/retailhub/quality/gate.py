@@ -1,0 +1,176 @@
+"""Run one dataset's quality rules: split the batch into accepted and quarantined rows.
+
+Statements executed, in order (the one-scan design; see :mod:`retailhub.quality.compiler`):
+
+1. ``DESCRIBE`` of the staged table and of each referenced relation (metadata only);
+2. binding checks (``DESCRIBE`` of every rule's SQL: plans, reads no row);
+3. ``CREATE TEMP TABLE checked AS ...``: the only scan of the staged table;
+4. one aggregate ``SELECT`` over ``checked``;
+5. ``CREATE OR REPLACE TABLE accepted ...`` and ``... quarantine ...`` from ``checked``;
+6. three ``count(*)`` for the accounting invariant, then ``DROP`` of ``checked``.
+
+The gate never raises on a failed rule: it reports. The pipeline decides what blocks with
+:attr:`QualityOutcome.blocking_failures` (or :func:`raise_for_gate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from retailhub.config.quality import DatasetQualityConfig
+from retailhub.errors import AccountingError, QualityGateFailed
+from retailhub.quality.checks import Env
+from retailhub.quality.compiler import (
+    Reference,
+    bind_rules,
+    compile_quality,
+    relation_schema,
+)
+from retailhub.quality.results import QualityOutcome, RuleResult
+
+__all__ = [
+    "QualityContext",
+    "QualityOutcome",
+    "RuleResult",
+    "raise_for_gate",
+    "run_quality",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QualityContext:
+    """Everything about the run that the rules need besides the rows themselves."""
+
+    run_id: str
+    #: dataset -> DuckDB relation holding ALL its accepted rows (history + this batch), for
+    #: referential rules. A rule referencing its own dataset also sees the staged batch.
+    reference_tables: dict[str, str] = field(default_factory=dict)
+    #: (uri, modified_at) of the files landed this run, for freshness on files.
+    file_times: list[tuple[str, datetime]] = field(default_factory=list)
+    #: Accepted rows of the previous successful run, for volume change.
+    previous_rows: int | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+
+
+def run_quality(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    staged_table: str,
+    rules: DatasetQualityConfig,
+    ctx: QualityContext,
+    *,
+    accepted_table: str,
+    quarantine_table: str,
+) -> QualityOutcome:
+    """Check ``staged_table`` and write ``accepted_table`` and ``quarantine_table``.
+
+    ``staged_table`` holds the canonical typed columns plus ``_source``, ``_source_file``,
+    ``_line``, ``_unit_id`` and ``_type_errors VARCHAR[]``. The accepted table gets the same
+    columns minus ``_type_errors``; the quarantine table the accepted columns plus ``_run_id``,
+    ``reasons VARCHAR[]`` (every rule the row failed, type errors first) and ``quarantined_at``.
+    Both are replaced. Raises ConfigError before any data moves when a rule does not fit the
+    data, and AccountingError if input != accepted + quarantined.
+    """
+    schema = relation_schema(con, staged_table)
+    references = {
+        name: Reference(relation, relation_schema(con, relation))
+        for name, relation in ctx.reference_tables.items()
+        if _referenced(rules, name)
+    }
+    compiled = compile_quality(dataset, rules, schema, references=references, staged=staged_table)
+    bind_rules(con, compiled, staged_table)
+
+    checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"
+    try:
+        con.execute(compiled.scan_sql(staged_table, checked))
+        agg = _fetch_dict(con, compiled.aggregate_sql(checked))
+        con.execute(compiled.accepted_sql(checked, accepted_table))
+        con.execute(
+            compiled.quarantine_sql(checked, quarantine_table, ctx.run_id, _naive_utc(ctx.now))
+        )
+        input_rows = _count(con, staged_table)
+        accepted = _count(con, accepted_table)
+        quarantined = _count(con, quarantine_table)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {checked}")
+
+    if input_rows != accepted + quarantined or agg["__rh_accepted"] != accepted:
+        raise AccountingError(
+            f"dataset '{dataset}': {input_rows:,} input rows but {accepted:,} accepted + "
+            f"{quarantined:,} quarantined (staged {staged_table}, accepted {accepted_table}, "
+            f"quarantine {quarantine_table})",
+            dataset=dataset,
+            table=staged_table,
+        )
+    env = Env(
+        run_id=ctx.run_id,
+        dataset=dataset,
+        total_rows=input_rows,
+        accepted_rows=accepted,
+        now=ctx.now,
+        file_times=ctx.file_times,
+        previous_rows=ctx.previous_rows,
+    )
+    results = [r for check in compiled.checks for r in check.results(agg, env)]
+    outcome = QualityOutcome(
+        dataset=dataset,
+        input_rows=input_rows,
+        accepted_rows=accepted,
+        quarantined_rows=quarantined,
+        accepted_table=accepted_table,
+        quarantine_table=quarantine_table,
+        results=results,
+    )
+    log.info(
+        "quality %s: %d in, %d accepted, %d quarantined, score %.2f, %d blocking",
+        dataset,
+        input_rows,
+        accepted,
+        quarantined,
+        outcome.score,
+        len(outcome.blocking_failures),
+    )
+    return outcome
+
+
+def raise_for_gate(outcomes: Iterable[QualityOutcome]) -> None:
+    """Raise QualityGateFailed naming every dataset and rule that blocks publication."""
+    blocking = [(o.dataset, r) for o in outcomes for r in o.blocking_failures]
+    if not blocking:
+        return
+    lines = "; ".join(f"{ds}.{r.rule}: {r.message}" for ds, r in blocking)
+    raise QualityGateFailed(
+        f"quality gate failed, nothing published: {lines}",
+        datasets=sorted({ds for ds, _ in blocking}),
+        rules=[f"{ds}.{r.rule}" for ds, r in blocking],
+    )
+
+
+def _referenced(rules: DatasetQualityConfig, dataset: str) -> bool:
+    return any(
+        getattr(getattr(rule, "references", None), "dataset", None) == dataset
+        for rule in rules.rules
+    )
+
+
+def _fetch_dict(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, object]:
+    rel = con.sql(sql)
+    names = rel.columns
+    row = rel.fetchall()[0]
+    return dict(zip(names, row, strict=True))
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)

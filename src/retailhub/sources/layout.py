@@ -1,0 +1,333 @@
+"""Dataset layouts as data: canonical columns, their types, and the source headers they accept.
+
+A layout YAML (``layouts/*.yaml``) says what a dataset looks like after staging. This module maps a
+source's raw header onto it (``resolve``) and writes the one DuckDB SELECT that renames, casts and
+explains (``staging_sql``): every canonical column typed, NULL for absent optional columns, and
+``_type_errors`` with one readable reason per value that is present but does not parse. Casting in
+SQL keeps the work in the engine (no Python per row) and turns a bad value into a quarantinable
+row instead of a failed run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from retailhub.errors import ConfigError
+
+PASS_THROUGH = "none"
+METADATA = {"_source": "VARCHAR", "_source_file": "VARCHAR", "_line": "BIGINT"}
+OPTIONAL_METADATA = ("_unit_id",)
+_TYPE_RE = re.compile(r"^(VARCHAR|BIGINT|DOUBLE|DATE|TIMESTAMP|BOOLEAN|DECIMAL\(\d{1,2},\s*\d{1,2}\))$")
+_TEXT_TYPES = frozenset({"VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "NAME"})
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+_ERR_VALUE_CHARS = 80  # cap on the raw text quoted in an error reason
+
+
+class LayoutColumn(BaseModel):
+    """One canonical column of a layout (one entry of ``columns:`` in the YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: str
+    aliases: tuple[str, ...] = ()
+    format: tuple[str, ...] = ()
+    description: str = ""
+    nullable: bool = True
+    required: bool = True
+    normalize: Literal["trim", "integer_text"] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not _TYPE_RE.match(value):
+            raise ValueError(
+                "type must be VARCHAR, BIGINT, DOUBLE, DECIMAL(p,s), DATE, TIMESTAMP or BOOLEAN"
+            )
+        return value.replace(" ", "")
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+
+class _LayoutFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    columns: list[LayoutColumn] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A parsed layout; ``none`` is the pass-through layout with no columns of its own."""
+
+    name: str
+    description: str
+    columns: tuple[LayoutColumn, ...]
+
+    @property
+    def is_pass_through(self) -> bool:
+        return self.name == PASS_THROUGH
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        """Canonical column -> DuckDB type, in layout order (what staging produces)."""
+        return {c.name: c.type for c in self.columns}
+
+    # -- header mapping ---------------------------------------------------------------------------
+
+    def resolve(
+        self,
+        source_columns: Sequence[str],
+        overrides: Mapping[str, str] | None = None,
+        *,
+        source: str = "?",
+    ) -> dict[str, str | None]:
+        """Map each canonical column to the source column feeding it (None: absent, optional).
+
+        Matching tries the canonical name and the aliases, first exactly, then ignoring case,
+        spaces and punctuation (``Row ID`` = ``RowID`` = ``row_id``). ``overrides`` (the source's
+        ``columns:``) wins. Source columns that match nothing are left out of staging.
+        """
+        overrides = dict(overrides or {})
+        candidates = [c for c in source_columns if c not in METADATA and c not in OPTIONAL_METADATA]
+        if self.is_pass_through:
+            return {c: c for c in candidates}
+        known = {c.name for c in self.columns}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"source {source!r}: columns: {unknown} are not columns of layout {self.name!r} "
+                f"(it has {sorted(known)})",
+                key=f"sources.{source}.columns.{unknown[0]}",
+            )
+        exact = {c: c for c in candidates}
+        loose: dict[str, str] = {}
+        for c in candidates:
+            loose.setdefault(_loose(c), c)
+        mapping: dict[str, str | None] = {}
+        missing: list[LayoutColumn] = []
+        for col in self.columns:
+            if col.name in overrides:
+                wanted = overrides[col.name]
+                found = exact.get(wanted) or loose.get(_loose(wanted))
+                if found is None:
+                    raise ConfigError(
+                        f"source {source!r}: columns.{col.name} names {wanted!r}, which is not a "
+                        f"column of the source (it has {list(candidates)})",
+                        key=f"sources.{source}.columns.{col.name}",
+                    )
+                mapping[col.name] = found
+                continue
+            names = (col.name, *col.aliases)
+            found = next((exact[n] for n in names if n in exact), None) or next(
+                (loose[_loose(n)] for n in names if _loose(n) in loose), None
+            )
+            mapping[col.name] = found
+            if found is None and col.required:
+                missing.append(col)
+        if missing:
+            wanted = ", ".join(
+                f"{c.name} (accepted: {', '.join(c.aliases) or c.name})" for c in missing
+            )
+            raise ConfigError(
+                f"source {source!r}: layout {self.name!r} needs column(s) {wanted}, not found in "
+                f"the source columns {list(candidates)}; map them under `columns:` "
+                f"(canonical: source column)",
+                key=f"sources.{source}.columns",
+            )
+        return mapping
+
+    # -- SQL ----------------------------------------------------------------------------------
+
+    def staging_sql(
+        self,
+        relation: str,
+        source_columns: Sequence[str],
+        overrides: Mapping[str, str] | None = None,
+        date_format: str | None = None,
+        *,
+        source: str = "?",
+        source_types: Mapping[str, str] | None = None,
+    ) -> str:
+        """One DuckDB statement turning raw landed rows into typed canonical rows.
+
+        ``relation`` is SQL text (a quoted table name or a parenthesised subquery with alias).
+        ``source_types`` (column -> DuckDB type, e.g. from DESCRIBE) matters only for typed
+        sources (Parquet, databases); without it every source column is treated as text.
+        """
+        types = {k.lower(): v.upper() for k, v in (source_types or {}).items()}
+        meta = _metadata_select(source_columns)
+        if self.is_pass_through:
+            return (
+                f"SELECT * EXCLUDE ({', '.join(_q(m) for m in _present_metadata(source_columns))}), "
+                f"{meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
+                if _present_metadata(source_columns)
+                else f"SELECT *, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
+            )
+        mapping = self.resolve(source_columns, overrides, source=source)
+        stage1 = _passthrough_metadata(source_columns)  # raw text (or typed raw) per column
+        stage2: list[str] = []  # typed value per column
+        out: list[str] = []  # canonical output, in layout order
+        errors: list[str] = []  # one CASE per castable column: reason or NULL
+        for i, col in enumerate(self.columns):
+            raw = mapping[col.name]
+            t, v = f"__t{i}", f"__v{i}"
+            if raw is None:
+                out.append(f"CAST(NULL AS {col.type}) AS {_q(col.name)}")
+                continue
+            out.append(f"{v} AS {_q(col.name)}")
+            if col.type == "VARCHAR":  # text never fails: normalise only
+                stage1.append(f"{_varchar_expr(_q(raw), col.normalize)} AS {v}")
+                continue
+            formats = col.format
+            if date_format and col.type in ("DATE", "TIMESTAMP"):
+                formats = (date_format,)
+            if types.get(raw.lower(), "VARCHAR").split("(")[0] in _TEXT_TYPES:
+                stage1.append(f"NULLIF(trim(CAST({_q(raw)} AS VARCHAR)), '') AS {t}")
+                stage2.append(f"{_cast_text(t, col.type, formats)} AS {v}")
+                reason = _reason_text(col, t, formats)
+            else:  # typed source column (Parquet, database): a plain cast
+                stage1.append(f"{_q(raw)} AS {t}")
+                stage2.append(f"TRY_CAST({t} AS {col.type}) AS {v}")
+                reason = f"{_lit(col.name + ': ')} || CAST({t} AS VARCHAR) || {_lit(' is not a valid ' + col.type)}"
+            errors.append(f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {reason} END")
+        error_list = (
+            f"[e FOR e IN [{', '.join(errors)}] IF e IS NOT NULL]" if errors else "[]::VARCHAR[]"
+        )
+        out += [_metadata_select(source_columns), f"{error_list} AS _type_errors"]
+        return (
+            f"WITH __rh_text AS (SELECT {', '.join(stage1) or '1 AS __rh_none'} FROM {relation}), "
+            f"__rh_typed AS (SELECT {', '.join(['*', *stage2])} FROM __rh_text) "
+            f"SELECT {', '.join(out)} FROM __rh_typed"
+        )
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def available_layouts() -> list[str]:
+    """Names of the built-in layouts (plus ``none``, the pass-through)."""
+    folder = resources.files("retailhub.sources") / "layouts"
+    names = sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return [*names, PASS_THROUGH]
+
+
+def get_layout(name: str, project_dir: Path | None = None) -> Layout:
+    """A built-in layout by name, ``none``, or a project layout file (``layouts/x.yaml``)."""
+    if name == PASS_THROUGH:
+        return Layout(PASS_THROUGH, "pass-through: source columns as they are", ())
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name) if Path(name).is_absolute() else (project_dir or Path.cwd()) / name
+        if not path.is_file():
+            raise ConfigError(f"layout file not found: {path}", file=str(path), key="layout")
+        return _parse(path.read_text(encoding="utf-8"), str(path))
+    return _builtin(name)
+
+
+@lru_cache(maxsize=None)
+def _builtin(name: str) -> Layout:
+    resource = resources.files("retailhub.sources") / "layouts" / f"{name}.yaml"
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or not resource.is_file():
+        raise ConfigError(
+            f"unknown layout {name!r}; available: {', '.join(available_layouts())} "
+            "(or a path to a layout .yaml file)",
+            key="layout",
+        )
+    return _parse(resource.read_text(encoding="utf-8"), f"layouts/{name}.yaml")
+
+
+def _parse(text: str, where: str) -> Layout:
+    try:
+        data = _LayoutFile.model_validate(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: invalid YAML: {exc}", file=where) from None
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}: {key}: {err['msg']}", file=where, key=key) from None
+    names = [c.name for c in data.columns]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: duplicate column names in layout", file=where)
+    return Layout(data.name, data.description, tuple(data.columns))
+
+
+# -- SQL pieces ---------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _loose(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _present_metadata(source_columns: Sequence[str]) -> list[str]:
+    present = set(source_columns)
+    return [m for m in (*METADATA, *OPTIONAL_METADATA) if m in present]
+
+
+def _passthrough_metadata(source_columns: Sequence[str]) -> list[str]:
+    return [_q(m) for m in _present_metadata(source_columns)]
+
+
+def _metadata_select(source_columns: Sequence[str]) -> str:
+    present = set(source_columns)
+    parts = [
+        _q(m) if m in present else f"CAST(NULL AS {typ}) AS {_q(m)}" for m, typ in METADATA.items()
+    ]
+    parts += [_q(m) for m in OPTIONAL_METADATA if m in present]
+    return ", ".join(parts)
+
+
+def _varchar_expr(ref: str, normalize: str | None) -> str:
+    text = f"CAST({ref} AS VARCHAR)"
+    if normalize == "trim":
+        return f"trim({text})"
+    if normalize == "integer_text":
+        # '17850.0' (an integer id exported through a float column) -> '17850'
+        return rf"regexp_replace(trim({text}), '^([+-]?[0-9]+)\.0*$', '\1')"
+    return text
+
+
+def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
+    if typ == "BIGINT":
+        # TRY_CAST would round '2.5' to 3; only integral text (optionally '.0') is accepted.
+        return f"CASE WHEN regexp_full_match({t}, '[+-]?[0-9]+(\\.0*)?') THEN TRY_CAST({t} AS BIGINT) END"
+    if typ == "BOOLEAN":
+        truthy = ", ".join(_lit(x) for x in _TRUE)
+        falsy = ", ".join(_lit(x) for x in _FALSE)
+        return f"CASE WHEN lower({t}) IN ({truthy}) THEN true WHEN lower({t}) IN ({falsy}) THEN false END"
+    if typ in ("DATE", "TIMESTAMP") and formats:
+        fmts = "[" + ", ".join(_lit(f) for f in formats) + "]"
+        parsed = f"try_strptime({t}, {fmts})"
+        return f"CAST({parsed} AS DATE)" if typ == "DATE" else f"CAST({parsed} AS TIMESTAMP)"
+    return f"TRY_CAST({t} AS {typ})"
+
+
+def _reason_text(col: LayoutColumn, t: str, formats: Sequence[str]) -> str:
+    shown = f"left({t}, {_ERR_VALUE_CHARS})"
+    if col.type in ("DATE", "TIMESTAMP") and formats:
+        tail = " does not match " + " or ".join(formats)
+    else:
+        tail = f" is not a valid {col.type}"
+    return f"{_lit(col.name + ': ')} || '''' || {shown} || '''' || {_lit(tail)}"

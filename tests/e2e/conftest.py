@@ -1,0 +1,32 @@
+"""Fixtures for end-to-end runs: a scaffolded demo project with freshly generated data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+import pytest
+
+from retailhub.config.scaffold import scaffold
+from retailhub.demo import generate
+
+ROWS = 4000
+SEED = 7
+DEFECT_RATE = 0.02
+
+
+@pytest.fixture(scope="session")
+def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated dataset for the whole session (copied into each test's project)."""
+    out = tmp_path_factory.mktemp("generated") / "data"
+    generate(out, rows=ROWS, seed=SEED, defect_rate=DEFECT_RATE)
+    return out
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path, generated_data: Path) -> Path:
+    project = tmp_path / "shop"
+    scaffold(project)
+    shutil.rmtree(project / "data")
+    shutil.copytree(generated_data, project / "data")
+    # copytree keeps modification times, so the generator's stale file stays stale.
+    return project

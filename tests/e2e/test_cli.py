@@ -1,0 +1,176 @@
+"""The retailhub command as a person uses it: help, exit codes, clear errors, no partial state."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import table_fingerprints
+
+pytestmark = pytest.mark.e2e
+
+COMMANDS = ["init", "generate", "run", "check", "runs", "query", "bench"]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retailhub", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
+
+
+def test_help_teaches_and_version_prints() -> None:
+    top = cli("--help")
+    assert top.returncode == 0
+    for command in COMMANDS:
+        assert command in top.stdout
+    assert "Exit codes" in top.stdout
+    for command in COMMANDS:
+        sub = cli(command, "--help")
+        assert sub.returncode == 0, command
+        assert "Usage" in sub.stdout
+    assert cli("runs", "show", "--help").returncode == 0
+    version = cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("retailhub ")
+
+
+def test_init_generate_run_query_runs(tmp_path: Path) -> None:
+    project = tmp_path / "shop"
+    assert cli("init", str(project)).returncode == 0
+    assert (project / "retailhub.yaml").is_file()
+    again = cli("init", str(project))
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    gen = cli("generate", "--out", str(project / "data"), "--rows", "1500", "--seed", "3")
+    assert gen.returncode == 0, gen.stderr
+    run = cli("run", "--project", str(project))
+    assert run.returncode == 0, run.stdout + run.stderr
+    for heading in ("Datasets", "Quality scorecard", "Tables published", "Stages"):
+        assert heading in run.stdout
+    as_json = cli("query", "-p", str(project), "--format", "json",
+                  "select source_system, count(*) as n from core.fct_sales group by 1 order by 1")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["source_system"] for r in rows] == ["online_retail", "superstore"]
+    assert all(r["n"] > 0 for r in rows)
+    as_csv = cli("query", "-p", str(project), "--format", "csv", "select 1 as a, 'x' as b")
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["a", "b"], ["1", "x"]]
+    write = cli("query", "-p", str(project), "delete from core.fct_sales")
+    assert write.returncode == 2
+    assert "read-only" in write.stderr.lower() or "read only" in write.stderr.lower()
+    runs = cli("runs", "-p", str(project))
+    assert runs.returncode == 0
+    assert "success" in runs.stdout
+    run_id = json.loads(
+        cli("query", "-p", str(project), "-f", "json", "select run_id from meta.pipeline_runs").stdout
+    )[0]["run_id"]
+    show = cli("runs", "show", run_id, "-p", str(project))
+    assert show.returncode == 0, show.stderr
+    assert "ingest:online_retail" in show.stdout
+    assert "publish" in show.stdout
+    unknown = cli("runs", "show", "nope", "-p", str(project))
+    assert unknown.returncode == 2
+    assert "nope" in unknown.stderr
+
+
+@pytest.fixture
+def small_project(tmp_path: Path, generated_data: Path) -> Path:
+    """The demo project after one good run (so 'no partial state' has a state to protect)."""
+    import shutil
+
+    project = tmp_path / "shop"
+    assert cli("init", str(project)).returncode == 0
+    shutil.rmtree(project / "data")
+    shutil.copytree(generated_data, project / "data")
+    first = cli("run", "-p", str(project))
+    assert first.returncode == 0, first.stderr
+    return project
+
+
+def _bad_run(project: Path) -> subprocess.CompletedProcess[str]:
+    before = table_fingerprints(project)
+    result = cli("run", "-p", str(project))
+    assert table_fingerprints(project) == before, "a failed run changed published state"
+    return result
+
+
+HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+
+
+def test_malformed_csv_line_names_file_and_line(small_project: Path) -> None:
+    bad = small_project / "data" / "online_retail" / "2099-03-bad.csv"
+    bad.write_text(
+        HEADER + "1,85123A,X,1,2025-12-01 10:00:00,1.0,12346.0,United Kingdom\n"
+        "2,85123A,X,1,2025-12-01 10:00:00,1.0,12346.0,United Kingdom,EXTRA,FIELDS\n",
+        encoding="utf-8",
+    )
+    result = _bad_run(small_project)
+    assert result.returncode == 3
+    assert "2099-03-bad.csv" in result.stderr
+    assert "line" in result.stderr.lower()
+
+
+def test_wrong_encoding_names_file_and_encoding(small_project: Path) -> None:
+    bad = small_project / "data" / "online_retail" / "2099-04-cp1252.csv"
+    bad.write_bytes(
+        (HEADER + "3,85123A,CAF\u00c9 \u201cMUG\u201d,1,2025-12-01 10:00:00,1.0,12346.0,France\n").encode(
+            "cp1252"
+        )
+    )
+    result = _bad_run(small_project)
+    assert result.returncode == 3
+    assert "2099-04-cp1252.csv" in result.stderr
+    assert "encoding" in result.stderr.lower()
+
+
+def test_truncated_file_is_refused(small_project: Path) -> None:
+    bad = small_project / "data" / "online_retail" / "2099-05-cut.csv"
+    bad.write_text(HEADER + '4,85123A,"UNFINISHED QUOTE,1,2025-12-01 1', encoding="utf-8")
+    result = _bad_run(small_project)
+    assert result.returncode == 3
+    assert "2099-05-cut.csv" in result.stderr
+
+
+def test_missing_file_names_the_path(small_project: Path) -> None:
+    cfg = small_project / "retailhub.yaml"
+    cfg.write_text(cfg.read_text().replace("data/superstore/*.csv", "data/nowhere/superstore.csv"))
+    result = _bad_run(small_project)
+    assert result.returncode == 3
+    assert "nowhere" in result.stderr
+
+
+def test_unknown_config_key_exits_2(small_project: Path) -> None:
+    cfg = small_project / "retailhub.yaml"
+    cfg.write_text(cfg.read_text().replace("  retries: 2\n", "  retries: 2\n  paralell: 4\n"))
+    result = _bad_run(small_project)
+    assert result.returncode == 2
+    assert "runner.paralell" in result.stderr
+    assert "retailhub.yaml" in result.stderr
+
+
+def test_unreachable_database_names_the_host(small_project: Path) -> None:
+    cfg = small_project / "retailhub.yaml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "sources:\n",
+            "sources:\n  legacy_orders:\n    type: database\n"
+            "    url: mysql://root@127.0.0.1:1/shop\n    table: orders\n"
+            "    layout: online_retail\n    dataset: legacy_orders\n",
+            1,
+        )
+    )
+    cfg.write_text(cfg.read_text().replace("runner:\n  retries: 2\n  backoff_s: 1.0", "runner:\n  retries: 1\n  backoff_s: 0.1"))
+    result = _bad_run(small_project)
+    assert result.returncode == 3
+    assert "127.0.0.1:1" in result.stderr

@@ -1,0 +1,236 @@
+"""End to end on generated data: accounting, defects found, idempotency, atomicity, resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME
+from retailhub.pipeline.project import Project
+from tests.e2e.helpers import defects, fetch, table_fingerprints
+
+STAR = {
+    "core.dim_date",
+    "core.dim_customer",
+    "core.dim_product",
+    "core.dim_geography",
+    "core.dim_channel",
+    "core.fct_sales",
+    "core.fct_customer_activity",
+}
+
+# (dataset, defect kind, column) -> the rule of the demo project that must catch it.
+RULE_FOR_DEFECT = {
+    ("online_retail", "missing_value", "customer_id"): "customer_id_complete",
+    ("online_retail", "missing_value", "description"): "description_complete",
+    ("online_retail", "duplicate_row", None): "no_exact_duplicates",
+    ("online_retail", "negative_price", "unit_price"): "price_not_negative",
+    ("online_retail", "impossible_date", "invoice_at"): "type:invoice_at",
+    ("online_retail", "non_numeric", "quantity"): "type:quantity",
+    ("online_retail", "bad_code", "stock_code"): "stock_code_format",
+    ("online_retail", "bad_code", "country"): "country_known",
+    ("online_retail", "orphan_key", "stock_code"): "product_in_catalog",
+    ("product_catalog", "missing_value", "list_price"): "list_price_complete",
+    ("customer_behaviour", "missing_value", "email"): "email_complete",
+    ("customer_behaviour", "orphan_key", "customer_id"): "known_customer",
+    ("customer_behaviour", "stale_file", None): "files_fresh",
+}
+
+
+def csv_rows(folder: Path) -> int:
+    """Data rows in every CSV below ``folder`` (header lines excluded), counted independently."""
+    import csv
+
+    total = 0
+    for path in folder.rglob("*.csv"):
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            total += sum(1 for _ in csv.reader(fh)) - 1
+    return total
+
+
+def test_run_publishes_star_schema_and_reconciles_every_row(demo_project: Path) -> None:
+    report = Project.load(demo_project).run()
+    assert report.exit_code == EXIT_OK, report.error
+    assert STAR <= set(report.tables)
+    for d in report.datasets:
+        assert d.input_rows == d.accepted_rows + d.quarantined_rows
+        raw = demo_project / "data" / d.dataset
+        assert d.input_rows == csv_rows(raw), d.dataset
+    # the ledger says the same, and the warehouse holds exactly those rows
+    for dataset, inp, acc, qua in fetch(
+        demo_project,
+        "select dataset, input_rows, accepted_rows, quarantined_rows from meta.dataset_accounting",
+    ):
+        assert inp == acc + qua
+        assert fetch(demo_project, f"select count(*) from raw.{dataset}")[0][0] == acc
+        if qua:
+            assert fetch(demo_project, f"select count(*) from quarantine.{dataset}")[0][0] == qua
+    run = fetch(demo_project, "select status, rows_in from meta.pipeline_runs")
+    assert run == [("success", sum(d.input_rows for d in report.datasets))]
+    assert fetch(demo_project, "select count(*) from meta.lineage")[0][0] > 0
+
+
+def test_every_injected_defect_is_found_and_counted(demo_project: Path) -> None:
+    report = Project.load(demo_project).run()
+    assert report.exit_code == EXIT_OK, report.error
+    results = {(r["dataset"], r["rule"]): r for r in report.quality}
+    injected = defects(demo_project)["defects"]
+    assert injected, "the generator injected nothing"
+    for d in injected:
+        key = (d["dataset"], d["kind"], d.get("column"))
+        rule = RULE_FOR_DEFECT[key]
+        found = results[(d["dataset"], rule)]
+        assert found["failing_rows"] == d["count"], (key, found)
+    # quarantined rows carry their reasons, and every quarantine reason is an injected defect
+    reasons = fetch(
+        demo_project,
+        "select count(*) from quarantine.online_retail where len(reasons) = 0",
+    )
+    assert reasons == [(0,)]
+    stale = results[("customer_behaviour", "files_fresh")]
+    assert not stale["passed"]
+    assert "stale" in str(stale["sample"])
+
+
+def test_rerun_on_same_inputs_is_a_no_op(demo_project: Path) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = table_fingerprints(demo_project)
+    second = project.run()
+    assert second.exit_code == EXIT_OK
+    assert all(d.input_rows == 0 for d in second.datasets)
+    assert table_fingerprints(demo_project) == before
+    files = fetch(demo_project, "select count(*), count(distinct checksum) from meta.ingested_files")
+    assert files[0][0] == files[0][1]
+
+
+def test_new_file_adds_only_its_rows(demo_project: Path) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = fetch(demo_project, "select count(*) from raw.online_retail")[0][0]
+    extra = demo_project / "data" / "online_retail" / "2099-01-extra.csv"
+    extra.write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "990001,POST,POSTAGE,1,2025-12-30 10:00:00,18.0,,United Kingdom\n"
+        "990001,POST,POSTAGE,2,2025-12-30 10:00:00,18.0,,United Kingdom\n",
+        encoding="utf-8",
+    )
+    report = project.run()
+    assert report.exit_code == EXIT_OK, report.error
+    by_ds = {d.dataset: d for d in report.datasets}
+    assert by_ds["online_retail"].input_rows == 2
+    assert by_ds["superstore"].input_rows == 0
+    assert fetch(demo_project, "select count(*) from raw.online_retail")[0][0] == before + 2
+    lines = fetch(
+        demo_project,
+        "select count(*) from core.fct_sales where order_id = '990001'",
+    )
+    assert lines == [(2,)]
+
+
+def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = table_fingerprints(demo_project)
+    (demo_project / "data" / "online_retail" / "2099-02-extra.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "990002,POST,POSTAGE,1,2025-12-30 11:00:00,18.0,,United Kingdom\n",
+        encoding="utf-8",
+    )
+    written: list[str] = []
+
+    def explode(table: str) -> None:
+        written.append(table)
+        if len(written) == 3:
+            raise RuntimeError("injected failure between two table writes")
+
+    report = project.run(publish_hook=explode)
+    assert report.exit_code == EXIT_RUNTIME
+    assert len(written) == 3
+    assert table_fingerprints(demo_project) == before
+    status = fetch(demo_project, "select status from meta.pipeline_runs order by started_at")
+    assert [s for (s,) in status] == ["success", "failed"]
+
+
+def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
+    project = Project.load(demo_project)
+    models = demo_project / "models"
+    # a project-local model that fails: the transform task breaks after ingest+validate succeed
+    (models / "broken.sql").write_text("select * from no_such_table", encoding="utf-8")
+    (models / "broken.yml").write_text("name: broken\nschema: core\ngrain: none\n", encoding="utf-8")
+    failed = project.run()
+    assert failed.exit_code == EXIT_RUNTIME
+    assert failed.resumable
+    assert "broken" in (failed.error or "")
+    assert fetch(demo_project, "select count(*) from duckdb_tables() where schema_name = 'core'") == [(0,)]
+    (models / "broken.sql").unlink()
+    (models / "broken.yml").unlink()
+    resumed = project.run(resume=failed.run_id)
+    assert resumed.exit_code == EXIT_OK, resumed.error
+    assert resumed.run_id == failed.run_id
+    statuses = {s["task"]: s["status"] for s in resumed.stages}
+    assert statuses["ingest:online_retail"] == "reused"
+    assert statuses["transform"] == "success"
+    attempts = fetch(
+        demo_project,
+        "select task, count(*) from meta.task_runs where run_id = ? group by task",
+        [failed.run_id],
+    )
+    counts = dict(attempts)
+    assert counts["ingest:online_retail"] == 1  # not re-run
+    assert counts["transform"] == 2  # failed once, then succeeded
+    assert fetch(demo_project, "select count(*) from core.fct_sales")[0][0] > 0
+
+
+def test_blocking_quality_rule_stops_publishing(demo_project: Path) -> None:
+    cfg = demo_project / "retailhub.yaml"
+    text = cfg.read_text()
+    text = text.replace(
+        "{name: customer_id_complete, kind: completeness, column: customer_id, severity: warn}",
+        "{name: customer_id_complete, kind: completeness, column: customer_id, threshold: 1.0}",
+    )
+    cfg.write_text(text)
+    report = Project.load(demo_project).run()
+    assert report.exit_code == EXIT_QUALITY_GATE
+    assert "customer_id_complete" in (report.error or "")
+    assert fetch(demo_project, "select count(*) from duckdb_tables() where schema_name in ('core', 'raw')") == [(0,)]
+    recorded = fetch(
+        demo_project,
+        "select passed from meta.quality_results where rule = 'customer_id_complete'",
+    )
+    assert recorded == [(False,)]
+
+
+def test_check_publishes_nothing(demo_project: Path) -> None:
+    report = Project.load(demo_project).check()
+    assert report.exit_code == EXIT_OK, report.error
+    assert report.datasets and report.quality
+    assert not report.tables
+    assert fetch(demo_project, "select count(*) from duckdb_tables() where schema_name in ('core', 'raw')") == [(0,)]
+
+
+def test_stale_file_keeps_its_age(demo_project: Path) -> None:
+    stale = [d for d in defects(demo_project)["defects"] if d["kind"] == "stale_file"]
+    assert stale
+    path = demo_project / "data" / stale[0]["file"]
+    assert time.time() - os.path.getmtime(path) > 20 * 86400
+
+
+@pytest.mark.parametrize("layout_dir", ["superstore"])
+def test_second_run_after_rm_data_keeps_history(demo_project: Path, layout_dir: str) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    rows = fetch(demo_project, "select count(*) from core.fct_sales where source_system = 'superstore'")
+    shutil.rmtree(demo_project / "data" / layout_dir)
+    (demo_project / "data" / layout_dir).mkdir()
+    # an empty folder is a missing input: a clear runtime error, and nothing changes
+    before = table_fingerprints(demo_project)
+    report = project.run()
+    assert report.exit_code == EXIT_RUNTIME
+    assert layout_dir in (report.error or "")
+    assert table_fingerprints(demo_project) == before
+    assert fetch(demo_project, "select count(*) from core.fct_sales where source_system = 'superstore'") == rows

@@ -1,0 +1,143 @@
+"""The project file loader: every mistake names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retailhub.config.loader import load_project
+from retailhub.config.scaffold import scaffold, template_text
+from retailhub.errors import ConfigError
+
+MINIMAL = """
+project: t
+sources:
+  sales:
+    type: csv
+    path: data/*.csv
+    layout: online_retail
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "retailhub.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_minimal_project_loads_with_seed_defaults(tmp_path: Path) -> None:
+    loaded = load_project(write(tmp_path, MINIMAL))
+    s = loaded.settings
+    assert s.warehouse.url == "duckdb:///warehouse/retailhub.duckdb"
+    assert s.sources["sales"].name == "sales"
+    d = s.quality.defaults
+    assert (d.completeness, d.uniqueness, d.validity, d.freshness_hours) == (0.95, 0.99, 0.90, 24)
+    assert loaded.profile == "dev"
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + "runner:\n  retrys: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    msg = str(exc.value)
+    assert "retailhub.yaml" in msg
+    assert "runner.retrys" in msg
+    assert "unknown key" in msg
+    assert exc.value.exit_code == 2
+
+
+def test_unknown_key_inside_a_source_names_the_source(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL.replace("layout: online_retail", "layout: online_retail\n    encodng: cp1252"))
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "sources.sales" in str(exc.value)
+    assert "encodng" in str(exc.value)
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + "runner:\n  retries: many\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "runner.retries" in str(exc.value)
+    assert "integer" in str(exc.value)
+    assert "'many'" in str(exc.value)
+
+
+def test_invalid_yaml_reports_line(tmp_path: Path) -> None:
+    write(tmp_path, "project: t\nsources: [unclosed\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "line" in str(exc.value)
+    assert "invalid YAML" in str(exc.value)
+
+
+def test_missing_project_file_suggests_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path / "nowhere")
+    assert "retailhub init" in str(exc.value)
+
+
+def test_env_expansion_with_default_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = MINIMAL.replace("data/*.csv", "${SALES_DIR:-data}/*.csv")
+    write(tmp_path, text)
+    monkeypatch.delenv("SALES_DIR", raising=False)
+    assert load_project(tmp_path).settings.sources["sales"].path == "data/*.csv"
+    monkeypatch.setenv("SALES_DIR", "/srv/in")
+    assert load_project(tmp_path).settings.sources["sales"].path == "/srv/in/*.csv"
+
+
+def test_env_var_without_default_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_NOT_SET", raising=False)
+    write(tmp_path, MINIMAL.replace("data/*.csv", "${NOPE_NOT_SET}/*.csv"))
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "NOPE_NOT_SET" in str(exc.value)
+    assert "sources.sales.path" in str(exc.value)
+
+
+def test_retailhub_env_overrides_nested_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_WAREHOUSE__URL", "duckdb:///elsewhere.duckdb")
+    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "7")
+    s = load_project(tmp_path).settings
+    assert s.warehouse.url == "duckdb:///elsewhere.duckdb"
+    assert s.runner.retries == 7
+
+
+def test_password_comes_only_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, MINIMAL + "warehouse:\n  url: duckdb:///w.duckdb\n  password: hunter2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "RETAILHUB_WAREHOUSE__PASSWORD" in str(exc.value)
+    assert "hunter2" not in str(exc.value)
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_WAREHOUSE__PASSWORD", "s3cret")
+    s = load_project(tmp_path).settings
+    assert s.warehouse.password is not None
+    assert s.warehouse.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+def test_profile_overrides_any_key(tmp_path: Path) -> None:
+    text = MINIMAL + "profiles:\n  prod:\n    warehouse: {url: 'duckdb:///prod.duckdb'}\n"
+    write(tmp_path, text)
+    assert load_project(tmp_path, profile="dev").settings.warehouse.url.endswith("retailhub.duckdb")
+    assert load_project(tmp_path, profile="prod").settings.warehouse.url == "duckdb:///prod.duckdb"
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path, profile="qa")
+    assert "qa" in str(exc.value)
+
+
+def test_scaffolded_template_is_valid_and_matches_the_demo_example(tmp_path: Path) -> None:
+    scaffold(tmp_path / "shop")
+    loaded = load_project(tmp_path / "shop")
+    assert set(loaded.settings.sources) == {
+        "online_retail",
+        "superstore",
+        "product_catalog",
+        "customer_behaviour",
+    }
+    for folder in ("data", "warehouse", "models"):
+        assert (tmp_path / "shop" / folder).is_dir()
+    demo = Path(__file__).resolve().parents[3] / "examples" / "demo" / "retailhub.yaml"
+    assert demo.read_text(encoding="utf-8") == template_text()

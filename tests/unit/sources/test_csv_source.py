@@ -1,0 +1,217 @@
+"""CSV source: encodings, quoting, structure errors that name file and line, checksum skipping."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retailhub.errors import SourceError
+from retailhub.sources import SourceState
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_bom_crlf_quotes_and_embedded_newline(fixtures_dir, make_source, land_source) -> None:
+    src = make_source(type="csv", path=str(fixtures_dir / "bom_crlf_quoted.csv"))
+    con, landed = land_source(src)
+    cols = [r[0] for r in con.sql("DESCRIBE raw").fetchall()]
+    assert cols[:6] == ["Row ID", "Order ID", "Order Date", "Product Name", "Sales", "Quantity"]
+    rows = con.sql('SELECT "Product Name", "Sales", _line FROM raw ORDER BY _line').fetchall()
+    assert rows == [
+        ("Bush Somerset Collection Bookcase", "261.96", 1),
+        ("Hon Deluxe Fabric Upholstered Stacking Chairs, Rounded Back", "731.94", 2),
+        ('Self-Adhesive Address Labels for Typewriters by Universal "Wide"', "14.62", 3),
+        ("Bretford CR4500 Series Slim Rectangular Table,\r\ntwo lines", "957.5775", 4),
+        ("Eldon Fold 'N Roll Cart System", "22.368", 5),
+    ]
+    assert landed[0].rows == 5
+    assert landed[0].checksum is not None and len(landed[0].checksum) == 64
+
+
+def test_every_column_lands_as_text(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "a.csv", b"qty,price,when\n6,2.55,2010-12-01 08:26:00\n")
+    con, _ = land_source(make_source(type="csv", path="a.csv"))
+    types = {r[0]: r[1] for r in con.sql("DESCRIBE raw").fetchall()}
+    assert types["qty"] == types["price"] == types["when"] == "VARCHAR"
+    assert types["_line"] == "BIGINT"
+
+
+def test_cp1252_file_decodes_with_encoding_key(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "w.csv", "name,city\nCaf\xe9 \u201cNo\u00a01\u201d,K\xf6ln\n".encode("cp1252"))
+    con, _ = land_source(make_source(type="csv", path="w.csv", encoding="cp1252"))
+    assert con.sql("SELECT name, city FROM raw").fetchall() == [
+        ("Caf\xe9 \u201cNo\u00a01\u201d", "K\xf6ln")
+    ]
+
+
+def test_utf16_with_bom(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "u.csv", "a,b\n1,caf\xe9\n".encode("utf-16"))
+    con, _ = land_source(make_source(type="csv", path="u.csv", encoding="utf-16"))
+    assert con.sql("SELECT a, b FROM raw").fetchall() == [("1", "caf\xe9")]
+
+
+def test_utf8_bom_stripped_even_with_explicit_utf8_sig(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "b.csv", b"\xef\xbb\xbfid,v\r\n1,x\r\n")
+    con, _ = land_source(make_source(type="csv", path="b.csv", encoding="utf-8-sig"))
+    assert [r[0] for r in con.sql("DESCRIBE raw").fetchall()][:2] == ["id", "v"]
+
+
+def test_utf8_bom_stripped_when_declared_cp1252(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "b.csv", b"\xef\xbb\xbfid,v\r\n1,x\r\n")
+    con, _ = land_source(make_source(type="csv", path="b.csv", encoding="cp1252"))
+    assert [r[0] for r in con.sql("DESCRIBE raw").fetchall()][:2] == ["id", "v"]
+
+
+def test_cp1252_read_as_utf8_names_file_offset_line_and_fix(tmp_path, make_source, land_source) -> None:
+    body = b"a,b\n" + b"1,x\n" * 200_000 + b"2,caf\xe9\n"  # bad byte far beyond the header peek
+    path = _write(tmp_path / "latin.csv", body)
+    with pytest.raises(SourceError) as err:
+        land_source(make_source(type="csv", path="latin.csv"))
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "utf-8" in msg and "encoding" in msg
+    assert f"byte {4 + 4 * 200_000 + 5}" in msg
+    assert "line 200002" in msg
+    assert err.value.context["line"] == 200_002
+
+
+def test_invalid_byte_for_cp1252_is_reported(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "c.csv", b"a,b\n1,x\n1,caf\x81\n")
+    with pytest.raises(SourceError, match=r"not valid cp1252 at byte 13 \(line 3"):
+        land_source(make_source(type="csv", path="c.csv", encoding="cp1252"))
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "reason"),
+    [
+        (b"a,b\n1,2\n3,4,5\n6,7\n", 3, "expected 2 fields, found 3"),
+        (b"a,b\n1,2\n3\n", 3, "expected 2 fields, found 1"),
+        (b'a,b\n1,"x\n2,3\n4,5\n', 2, "unterminated quoted field"),
+    ],
+    ids=["too-many-fields", "too-few-fields", "unterminated-quote"],
+)
+def test_malformed_line_names_file_and_line(tmp_path, make_source, land_source, data, line, reason) -> None:
+    path = _write(tmp_path / "bad.csv", data)
+    with pytest.raises(SourceError) as err:
+        land_source(make_source(type="csv", path="bad.csv"))
+    assert str(path) in str(err.value)
+    assert f"line {line}" in str(err.value)
+    assert reason in str(err.value)
+
+
+def test_truncated_mid_quote_is_an_error(tmp_path, fixtures_dir, make_source, land_source) -> None:
+    whole = (fixtures_dir / "bom_crlf_quoted.csv").read_bytes()
+    cut = whole[: whole.index(b"Rounded Back") + 4]  # cut inside a quoted field
+    _write(tmp_path / "cut.csv", cut)
+    with pytest.raises(SourceError, match="line 3: unterminated quoted field"):
+        land_source(make_source(type="csv", path="cut.csv"))
+
+
+def test_truncated_mid_line_is_an_error(tmp_path, make_source, land_source) -> None:
+    rows = b"".join(b"%d,CA-%d,x,1.5\n" % (i, i) for i in range(1, 50_001))
+    whole = b"id,order,name,price\n" + rows
+    _write(tmp_path / "cut.csv", whole[: len(whole) - 9])  # last line loses its last fields
+    with pytest.raises(SourceError, match="line 50001: expected 4 fields, found 2"):
+        land_source(make_source(type="csv", path="cut.csv"))
+
+
+def test_error_surfaces_before_anything_is_kept(tmp_path, make_source) -> None:
+    """The failing unit's rows are rolled back: nothing half-landed is left to publish."""
+    import duckdb
+
+    from retailhub.sources import land
+
+    _write(tmp_path / "ok.csv", b"a,b\n1,2\n")
+    _write(tmp_path / "zbad.csv", b"a,b\n" + b"1,2\n" * 100_000 + b"3\n")
+    src = make_source(type="csv", path="*.csv")
+    con = duckdb.connect()
+    with pytest.raises(SourceError, match="zbad.csv"):
+        land(con, src, src.discover(SourceState()), "raw")
+    assert con.sql("SELECT count(*) FROM raw").fetchall() == [(0,)]
+
+
+def test_missing_file_names_the_path(tmp_path, make_source) -> None:
+    src = make_source(type="csv", path="nope/orders.csv")
+    with pytest.raises(SourceError, match=r"file not found: .*nope/orders\.csv"):
+        src.discover(SourceState())
+
+
+def test_empty_glob_names_the_pattern(tmp_path, make_source) -> None:
+    src = make_source(type="csv", path="incoming/**/*.csv")
+    with pytest.raises(SourceError, match=r"no file matches .*incoming/\*\*/\*\.csv"):
+        src.discover(SourceState())
+
+
+def test_empty_file_is_an_error(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "e.csv", b"")
+    with pytest.raises(SourceError, match=r"e\.csv is empty"):
+        land_source(make_source(type="csv", path="e.csv"))
+
+
+def test_header_only_file_lands_zero_rows(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "h.csv", b"a,b\n")
+    con, landed = land_source(make_source(type="csv", path="h.csv"))
+    assert landed[0].rows == 0
+    assert con.sql("SELECT count(*) FROM raw").fetchall() == [(0,)]
+
+
+def test_recursive_glob_relative_to_project_dir(tmp_path, make_source) -> None:
+    (tmp_path / "in" / "2024" / "01").mkdir(parents=True)
+    _write(tmp_path / "in" / "2024" / "01" / "a.csv", b"x\n1\n")
+    _write(tmp_path / "in" / "b.csv", b"x\n2\n")
+    units = make_source(type="csv", path="in/**/*.csv").discover(SourceState())
+    assert [Path(u.uri).name for u in units] == ["a.csv", "b.csv"]
+    assert all(Path(u.uri).is_absolute() for u in units)
+    assert all(u.modified_at is not None and u.modified_at.tzinfo is not None for u in units)
+
+
+def test_already_ingested_and_duplicate_files_are_skipped(tmp_path, make_source) -> None:
+    _write(tmp_path / "a.csv", b"x\n1\n")
+    _write(tmp_path / "b.csv", b"x\n2\n")
+    shutil.copy(tmp_path / "a.csv", tmp_path / "c.csv")  # same bytes as a.csv
+    src = make_source(type="csv", path="*.csv")
+    first = src.discover(SourceState())
+    assert [Path(u.uri).name for u in first] == ["a.csv", "b.csv"]
+    again = src.discover(SourceState(ingested_checksums={u.checksum for u in first}))
+    assert again == []
+    _write(tmp_path / "b.csv", b"x\n2\n3\n")  # changed in place: new checksum, new unit
+    changed = src.discover(SourceState(ingested_checksums={u.checksum for u in first}))
+    assert [Path(u.uri).name for u in changed] == ["b.csv"]
+
+
+def test_file_changed_after_discovery_is_refused(tmp_path, make_source, land_source) -> None:
+    import duckdb
+
+    from retailhub.sources import land
+
+    path = _write(tmp_path / "a.csv", b"x\n1\n")
+    src = make_source(type="csv", path="a.csv")
+    units = src.discover(SourceState())
+    path.write_bytes(b"x\n1\n2\n")
+    with pytest.raises(SourceError, match="changed between discovery and reading"):
+        land(duckdb.connect(), src, units, "raw")
+
+
+def test_no_header_delimiter_and_null_values(tmp_path, make_source, land_source) -> None:
+    _write(tmp_path / "n.csv", b"1;NA;'a;b'\n2;;x\n")
+    src = make_source(type="csv", path="n.csv", header=False, delimiter=";", quote="'", null_values=["NA"])
+    con, _ = land_source(src)
+    assert con.sql("SELECT column0, column1, column2 FROM raw ORDER BY _line").fetchall() == [
+        ("1", None, "a;b"),
+        ("2", "", "x"),
+    ]
+
+
+def test_open_is_lazy_and_streams_in_batches(tmp_path, make_source) -> None:
+    rows = b"".join(b"%d,%d\n" % (i, i * 2) for i in range(400_000))
+    _write(tmp_path / "big.csv", b"a,b\n" + rows)
+    src = make_source(type="csv", path="big.csv")
+    reader = src.open(src.discover(SourceState())[0])
+    sizes = [b.num_rows for b in reader]
+    assert sum(sizes) == 400_000
+    assert len(sizes) > 1  # several blocks, never the whole file at once

@@ -1,0 +1,244 @@
+"""Layouts: header mapping and the staging SQL's casts and type-error reasons (known answers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from retailhub.errors import ConfigError
+from retailhub.sources import available_layouts, get_layout
+
+RETAIL_HEADER = [
+    "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID",
+    "Country",
+]  # fmt: skip
+META = ["_source", "_source_file", "_line"]
+
+
+def _raw_table(con: duckdb.DuckDBPyConnection, columns: list[str], rows: list[tuple]) -> None:
+    """A landed-like table: every source column VARCHAR plus the lineage columns."""
+    defs = ", ".join('"' + c.replace('"', '""') + '" VARCHAR' for c in columns)
+    con.execute(f"CREATE TABLE raw ({defs}, _source VARCHAR, _source_file VARCHAR, _line BIGINT)")
+    for i, row in enumerate(rows, start=1):
+        con.execute(
+            f"INSERT INTO raw VALUES ({', '.join('?' * (len(columns) + 3))})",
+            [*row, "src", "/data/f.csv", i],
+        )
+
+
+def _stage(layout: str, columns: list[str], rows: list[tuple], **kw) -> list[dict]:
+    con = duckdb.connect()
+    _raw_table(con, columns, rows)
+    sql = get_layout(layout).staging_sql("raw", [*columns, *META], **kw)
+    rel = con.sql(sql)
+    names = rel.columns
+    return [dict(zip(names, r, strict=True)) for r in rel.order("_line").fetchall()]
+
+
+def test_builtin_layouts_listed() -> None:
+    assert set(available_layouts()) >= {
+        "online_retail", "superstore", "product_catalog", "customer_behaviour", "none",
+    }  # fmt: skip
+
+
+def test_unknown_layout_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown layout 'retail'.*online_retail"):
+        get_layout("retail")
+
+
+def test_online_retail_known_answers() -> None:
+    rows = [
+        ("536365", "85123A", "WHITE HANGING HEART", "6", "2010-12-01 08:26:00", "2.55", "17850.0", "United Kingdom"),
+        ("C536379", "D", "Discount", " -1 ", "12/1/2010 9:41", "27.50", None, "United Kingdom"),
+        ("536380", "22961", "JAM MAKING SET", "abc", "2024-02-30 10:00:00", "1,45", "12.5", "France"),
+        ("536381", "POST", "POSTAGE", "2.5", "", "0.001", " 12583 ", "France"),
+    ]  # fmt: skip
+    out = _stage("online_retail", RETAIL_HEADER, rows)
+    first, second, bad, frac = out
+    assert first["customer_id"] == "17850"
+    assert first["invoice_at"] == dt.datetime(2010, 12, 1, 8, 26)
+    assert first["unit_price"] == Decimal("2.5500")
+    assert first["quantity"] == 6
+    assert first["_type_errors"] == []
+    assert first["_source_file"] == "/data/f.csv" and first["_line"] == 1
+    # Kaggle date variant and padded negative number
+    assert second["invoice_at"] == dt.datetime(2010, 12, 1, 9, 41)
+    assert second["quantity"] == -1
+    assert second["customer_id"] is None
+    assert second["_type_errors"] == []
+    # every failing field gets one reason; the others still cast
+    assert bad["quantity"] is None and bad["invoice_at"] is None and bad["unit_price"] is None
+    assert bad["customer_id"] == "12.5"  # not an integer id: left as written
+    assert bad["_type_errors"] == [
+        "quantity: 'abc' is not a valid BIGINT",
+        "invoice_at: '2024-02-30 10:00:00' does not match %Y-%m-%d %H:%M:%S or %m/%d/%Y %H:%M",
+        "unit_price: '1,45' is not a valid DECIMAL(18,4)",
+    ]
+    # 2.5 is not rounded into a quantity; an empty date is NULL, not an error
+    assert frac["quantity"] is None
+    assert frac["invoice_at"] is None
+    assert frac["customer_id"] == "12583"
+    assert frac["unit_price"] == Decimal("0.0010")
+    assert frac["_type_errors"] == ["quantity: '2.5' is not a valid BIGINT"]
+
+
+def test_staging_output_columns_and_types() -> None:
+    con = duckdb.connect()
+    _raw_table(con, RETAIL_HEADER, [])
+    rel = con.sql(get_layout("online_retail").staging_sql("raw", [*RETAIL_HEADER, *META]))
+    assert dict(zip(rel.columns, [str(t) for t in rel.types], strict=True)) == {
+        "invoice_no": "VARCHAR",
+        "stock_code": "VARCHAR",
+        "description": "VARCHAR",
+        "quantity": "BIGINT",
+        "invoice_at": "TIMESTAMP",
+        "unit_price": "DECIMAL(18,4)",
+        "customer_id": "VARCHAR",
+        "country": "VARCHAR",
+        "_source": "VARCHAR",
+        "_source_file": "VARCHAR",
+        "_line": "BIGINT",
+        "_type_errors": "VARCHAR[]",
+    }
+
+
+def test_superstore_unpadded_dates_and_both_header_spellings() -> None:
+    spaced = ["Row ID", "Order ID", "Order Date", "Ship Date", "Sub-Category", "Postal Code", "Sales"]
+    tight = ["RowID", "OrderID", "OrderDate", "ShipDate", "Sub-Category", "PostalCode", "Sales"]
+    layout = get_layout("superstore")
+    for header in (spaced, tight):
+        mapping = layout.resolve(
+            [*header, "Ship Mode", "Customer ID", "Customer Name", "Segment", "Country", "City",
+             "State", "Region", "Product ID", "Category", "Product Name", "Quantity", "Discount",
+             "Profit"],
+        )  # fmt: skip
+        assert mapping["row_id"] == header[0]
+        assert mapping["postal_code"] == header[5]
+        assert mapping["sub_category"] == "Sub-Category"
+
+
+def test_superstore_casts() -> None:
+    header = [
+        "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID", "Customer Name",
+        "Segment", "Country", "City", "State", "Postal Code", "Region", "Product ID", "Category",
+        "Sub-Category", "Product Name", "Sales", "Quantity", "Discount", "Profit",
+    ]  # fmt: skip
+    row = (
+        "1", "CA-2018-152156", "11/8/2018", "11/11/2018", "Second Class", "CG-12520",
+        "Claire Gute", "Consumer", "United States", "Henderson", "Kentucky", "06824", "South",
+        "FUR-BO-10001798", "Furniture", "Bookcases", "Bush Somerset", "261.96", "2", "0", "41.9136",
+    )  # fmt: skip
+    (out,) = _stage("superstore", header, [row])
+    assert out["order_date"] == dt.date(2018, 11, 8)
+    assert out["ship_date"] == dt.date(2018, 11, 11)
+    assert out["postal_code"] == "06824"  # text: leading zero kept
+    assert (out["sales"], out["quantity"], out["profit"]) == (261.96, 2, 41.9136)
+    assert out["_type_errors"] == []
+
+
+def test_date_format_override() -> None:
+    header = ["Customer ID", "Signup Date"]
+    (out,) = _stage("customer_behaviour", header, [("7", "08.11.2018")], date_format="%d.%m.%Y")
+    assert out["signup_date"] == dt.date(2018, 11, 8)
+    (bad,) = _stage("customer_behaviour", header, [("7", "2018-11-08")], date_format="%d.%m.%Y")
+    assert bad["_type_errors"] == ["signup_date: '2018-11-08' does not match %d.%m.%Y"]
+
+
+def test_absent_optional_columns_are_typed_nulls_and_yes_no_booleans() -> None:
+    header = ["Customer ID", "Age", "Subscription Status", "Purchase Amount (USD)", "Unrelated"]
+    out = _stage("customer_behaviour", header, [("1", "55", "Yes", "53", "zzz"), ("2", "x", "No", "", "q")])
+    assert out[0]["subscription_status"] is True and out[1]["subscription_status"] is False
+    assert out[0]["purchase_amount"] == 53.0 and out[1]["purchase_amount"] is None
+    assert out[0]["activity_date"] is None and out[0]["email"] is None
+    assert "Unrelated" not in out[0] and "unrelated" not in out[0]
+    assert out[1]["_type_errors"] == ["age: 'x' is not a valid BIGINT"]
+
+
+def test_missing_required_columns_name_source_and_columns() -> None:
+    with pytest.raises(ConfigError) as err:
+        get_layout("online_retail").resolve(["InvoiceNo", "Description", "Country"], source="shop")
+    msg = str(err.value)
+    assert "source 'shop'" in msg
+    for col in ("stock_code", "quantity", "invoice_at", "unit_price", "customer_id"):
+        assert col in msg
+    assert "description" not in msg.split("needs")[1].split("not found")[0]
+
+
+def test_overrides_map_odd_headers_and_bad_overrides_fail() -> None:
+    layout = get_layout("product_catalog")
+    mapping = layout.resolve(["sku_code", "label", "eur"], {"product_id": "sku_code", "list_price": "eur"})
+    assert mapping["product_id"] == "sku_code" and mapping["list_price"] == "eur"
+    assert mapping["product_name"] is None  # 'label' is not an alias: left out
+    with pytest.raises(ConfigError, match="columns.product_id names 'nope'"):
+        layout.resolve(["sku_code"], {"product_id": "nope"}, source="cat")
+    with pytest.raises(ConfigError, match="not columns of layout"):
+        layout.resolve(["sku_code"], {"colour": "sku_code"}, source="cat")
+
+
+def test_olist_and_ikea_headers_map_without_overrides() -> None:
+    layout = get_layout("product_catalog")
+    olist = layout.resolve([
+        "product_id", "product_category_name", "product_name_lenght", "product_description_lenght",
+        "product_photos_qty", "product_weight_g", "product_length_cm", "product_height_cm",
+        "product_width_cm",
+    ])  # fmt: skip
+    assert olist["category"] == "product_category_name"
+    assert olist["weight_g"] == "product_weight_g" and olist["width_cm"] == "product_width_cm"
+    assert olist["product_name"] is None  # product_name_lenght is a length, not a name
+    ikea = layout.resolve([
+        "column0", "item_id", "name", "category", "price", "old_price", "sellable_online", "link",
+        "other_colors", "short_description", "designer", "depth", "height", "width",
+    ])  # fmt: skip
+    assert (ikea["product_id"], ikea["product_name"], ikea["list_price"]) == ("item_id", "name", "price")
+    assert (ikea["length_cm"], ikea["height_cm"], ikea["width_cm"]) == ("depth", "height", "width")
+
+
+def test_typed_source_columns_are_cast_directly() -> None:
+    """Parquet/database sources keep their types; staging casts instead of parsing text."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE raw AS SELECT 'INV1' AS invoice_no, 'S1' AS stock_code, 6::BIGINT AS quantity,"
+        " TIMESTAMP '2011-01-02 03:04:05' AS invoice_at, 2.5::DOUBLE AS unit_price,"
+        " 17850.0::DOUBLE AS customer_id, 'UK' AS country, 's' AS _source, 'f' AS _source_file,"
+        " 1::BIGINT AS _line"
+    )
+    types = {r[0]: r[1] for r in con.sql("DESCRIBE raw").fetchall()}
+    sql = get_layout("online_retail").staging_sql("raw", list(types), source_types=types)
+    (row,) = con.sql(sql).fetchall()
+    out = dict(zip(con.sql(sql).columns, row, strict=True))
+    assert out["invoice_at"] == dt.datetime(2011, 1, 2, 3, 4, 5)
+    assert out["customer_id"] == "17850"
+    assert out["unit_price"] == Decimal("2.5000")
+    assert out["_type_errors"] == []
+
+
+def test_pass_through_keeps_everything() -> None:
+    con = duckdb.connect()
+    _raw_table(con, ["a", "B"], [("1", "x")])
+    sql = get_layout("none").staging_sql("raw", ["a", "B", *META])
+    rel = con.sql(sql)
+    assert rel.columns == ["a", "B", "_source", "_source_file", "_line", "_type_errors"]
+    assert rel.fetchall() == [("1", "x", "src", "/data/f.csv", 1, [])]
+
+
+def test_layout_file_from_project(tmp_path) -> None:
+    (tmp_path / "layouts").mkdir()
+    (tmp_path / "layouts" / "loyalty.yaml").write_text(
+        "name: loyalty\ncolumns:\n  - {name: member_id, type: VARCHAR, aliases: [Member]}\n"
+        "  - {name: points, type: BIGINT}\n"
+    )
+    layout = get_layout("layouts/loyalty.yaml", tmp_path)
+    assert layout.column_types == {"member_id": "VARCHAR", "points": "BIGINT"}
+    (tmp_path / "layouts" / "bad.yaml").write_text("name: bad\ncolumns:\n  - {name: x, type: MONEY}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: columns\.0\.type"):
+        get_layout("layouts/bad.yaml", tmp_path)
+
+
+def test_identifiers_with_quotes_and_parentheses_are_safe() -> None:
+    header = ['Customer "ID"', "Purchase Amount (USD)"]
+    out = _stage("customer_behaviour", header, [("5", "12.5")])
+    # 'Customer "ID"' loosely equals 'Customer ID'
+    assert out[0]["customer_id"] == "5" and out[0]["purchase_amount"] == 12.5
