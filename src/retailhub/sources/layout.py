@@ -133,10 +133,8 @@ class Layout:
                     )
                 mapping[col.name] = found
                 continue
-            names = (col.name, *col.aliases)
-            found = next((exact[n] for n in names if n in exact), None) or next(
-                (loose[_loose(n)] for n in names if _loose(n) in loose), None
-            )
+            matches = _matches(col, candidates)
+            found = matches[0] if matches else None
             mapping[col.name] = found
             if found is None and col.required:
                 missing.append(col)
@@ -180,6 +178,7 @@ class Layout:
                 else f"SELECT *, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
             )
         mapping = self.resolve(source_columns, overrides, source=source)
+        candidates = [c for c in source_columns if c not in METADATA and c not in OPTIONAL_METADATA]
         stage1 = _passthrough_metadata(source_columns)  # raw text (or typed raw) per column
         stage2: list[str] = []  # typed value per column
         out: list[str] = []  # canonical output, in layout order
@@ -191,18 +190,22 @@ class Layout:
                 out.append(f"CAST(NULL AS {col.type}) AS {_q(col.name)}")
                 continue
             out.append(f"{v} AS {_q(col.name)}")
+            spellings = [raw] if col.name in (overrides or {}) else _matches(col, candidates)
+            ref = _q(raw)
+            if len(spellings) > 1:
+                ref = "COALESCE(" + ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in spellings) + ")"
             if col.type == "VARCHAR":  # text never fails: normalise only
-                stage1.append(f"{_varchar_expr(_q(raw), col.normalize)} AS {v}")
+                stage1.append(f"{_varchar_expr(ref, col.normalize)} AS {v}")
                 continue
             formats = col.format
             if date_format and col.type in ("DATE", "TIMESTAMP"):
                 formats = (date_format,)
-            if types.get(raw.lower(), "VARCHAR").split("(")[0] in _TEXT_TYPES:
-                stage1.append(f"NULLIF(trim(CAST({_q(raw)} AS VARCHAR)), '') AS {t}")
+            if len(spellings) > 1 or types.get(raw.lower(), "VARCHAR").split("(")[0] in _TEXT_TYPES:
+                stage1.append(f"NULLIF(trim(CAST({ref} AS VARCHAR)), '') AS {t}")
                 stage2.append(f"{_cast_text(t, col.type, formats)} AS {v}")
                 reason = _reason_text(col, t, formats)
             else:  # typed source column (Parquet, database): a plain cast
-                stage1.append(f"{_q(raw)} AS {t}")
+                stage1.append(f"{ref} AS {t}")
                 stage2.append(f"TRY_CAST({t} AS {col.type}) AS {v}")
                 reason = f"{_lit(col.name + ': ')} || CAST({t} AS VARCHAR) || {_lit(' is not a valid ' + col.type)}"
             errors.append(f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {reason} END")
@@ -279,6 +282,20 @@ def _lit(text: str) -> str:
 
 def _loose(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _matches(col: LayoutColumn, candidates: Sequence[str]) -> list[str]:
+    """Every source column that spells ``col`` (best first): exact names, then loose ones.
+
+    More than one match happens when files with different header spellings (``Row ID`` and
+    ``RowID``) were landed into one table by name; staging then coalesces them.
+    """
+    names = (col.name, *col.aliases)
+    present = set(candidates)
+    found = [n for n in names if n in present]
+    wanted = {_loose(n) for n in names}
+    found += [c for c in candidates if _loose(c) in wanted and c not in found]
+    return found
 
 
 def _present_metadata(source_columns: Sequence[str]) -> list[str]:

@@ -68,8 +68,8 @@ class TextBatcher:
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise SourceError(
-                    f"source {self.source!r}: {where}: record {i + 1} is a "
-                    f"{type(row).__name__}, expected a JSON object",
+                    f"source {self.source!r}: {where}: record {i + 1} is a JSON "
+                    f"{_json_kind(row)}, expected a JSON object",
                     source=self.source,
                 )
         if self._names is None:
@@ -89,3 +89,15 @@ class TextBatcher:
                     )
         columns = [pa.array([to_text(r.get(n)) for r in rows], pa.string()) for n in self._names]
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else type(value).__name__

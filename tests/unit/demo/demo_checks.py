@@ -30,19 +30,59 @@ OR_HEADER = [
     "CustomerID",
     "Country",
 ]
-SS_HEADER = (
-    "Row ID,Order ID,Order Date,Ship Date,Ship Mode,Customer ID,Customer Name,Segment,Country,"
-    "City,State,Postal Code,Region,Product ID,Category,Sub-Category,Product Name,Sales,"
-    "Quantity,Discount,Profit"
-).split(",")
-CATALOG_HEADER = (
-    "product_id,product_name,category,sub_category,brand,weight_g,length_cm,width_cm,"
-    "height_cm,list_price,unit_cost"
-).split(",")
-BEHAVIOUR_HEADER = (
-    "customer_id,activity_date,channel,sessions,page_views,cart_adds,orders,spend,"
-    "customer_name,email,age,gender,country,loyalty_tier,signup_date"
-).split(",")
+SS_HEADER = [
+    "Row ID",
+    "Order ID",
+    "Order Date",
+    "Ship Date",
+    "Ship Mode",
+    "Customer ID",
+    "Customer Name",
+    "Segment",
+    "Country",
+    "City",
+    "State",
+    "Postal Code",
+    "Region",
+    "Product ID",
+    "Category",
+    "Sub-Category",
+    "Product Name",
+    "Sales",
+    "Quantity",
+    "Discount",
+    "Profit",
+]
+CATALOG_HEADER = [
+    "product_id",
+    "product_name",
+    "category",
+    "sub_category",
+    "brand",
+    "weight_g",
+    "length_cm",
+    "width_cm",
+    "height_cm",
+    "list_price",
+    "unit_cost",
+]
+BEHAVIOUR_HEADER = [
+    "customer_id",
+    "activity_date",
+    "channel",
+    "sessions",
+    "page_views",
+    "cart_adds",
+    "orders",
+    "spend",
+    "customer_name",
+    "email",
+    "age",
+    "gender",
+    "country",
+    "loyalty_tier",
+    "signup_date",
+]
 
 Loc = tuple[str, int]  # (file relative to the output dir, 1-based data line)
 Key = tuple[str, str, str | None]  # (dataset, kind, column)
@@ -124,7 +164,7 @@ def detect(out: Path, countries: set[str]) -> dict[Key, set[Loc]]:
     sales_ids: set[str] = set()
     seen: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     for r in online_retail(out):
-        inv, code, desc, qty, when, price, cust, country = r.fields
+        _inv, code, desc, qty, when, price, cust, country = r.fields
         ds = "online_retail"
         if cust == "":
             found[(ds, "missing_value", "customer_id")].add(r.loc)

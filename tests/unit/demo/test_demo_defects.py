@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from retailhub.demo import COUNTRIES, GenerationReport, generate
 from tests.unit.demo.demo_checks import (
     BEHAVIOUR_HEADER,
     OR_HEADER,
@@ -18,6 +16,8 @@ from tests.unit.demo.demo_checks import (
     read_rows,
     truth_locations,
 )
+
+from retailhub.demo import COUNTRIES, GenerationReport, generate
 
 EXPECTED_KEYS = {
     ("online_retail", "missing_value", "customer_id"),

@@ -242,3 +242,19 @@ def test_identifiers_with_quotes_and_parentheses_are_safe() -> None:
     out = _stage("customer_behaviour", header, [("5", "12.5")])
     # 'Customer "ID"' loosely equals 'Customer ID'
     assert out[0]["customer_id"] == "5" and out[0]["purchase_amount"] == 12.5
+
+
+def test_header_spellings_landed_side_by_side_are_coalesced(tmp_path) -> None:
+    """Two files of one source, one with 'Customer ID', one with 'CustomerID', in one table."""
+    from retailhub.config.sources import parse_source_config
+    from retailhub.sources import SourceState, build_source, land
+
+    (tmp_path / "a.csv").write_text("Customer ID,Age\n17850.0,30\n")
+    (tmp_path / "b.csv").write_text("CustomerID,Age\n12583,x\n")
+    src = build_source(parse_source_config("cb", {"type": "csv", "layout": "none", "path": "*.csv"}), tmp_path)
+    con = duckdb.connect()
+    land(con, src, src.discover(SourceState()), "raw")
+    columns = [r[0] for r in con.sql("DESCRIBE raw").fetchall()]
+    rel = con.sql(get_layout("customer_behaviour").staging_sql("raw", columns))
+    rows = rel.order("_source_file").project("customer_id, age, _type_errors").fetchall()
+    assert rows == [("17850", 30, []), ("12583", None, ["age: 'x' is not a valid BIGINT"])]
