@@ -76,6 +76,8 @@ def _regularise(series: pd.Series, freq: Freq) -> tuple[pd.Series, list[str], st
         raise ValueError(f"freq must be 'W' or 'M', got {freq!r}")
     if not isinstance(series.index, pd.DatetimeIndex):
         raise ValueError("series must have a DatetimeIndex")
+    if len(series) == 0:
+        raise ValueError("empty series")
     s = series.astype(float).sort_index()
     if s.index.has_duplicates:
         raise ValueError("series has duplicate dates")
@@ -184,22 +186,20 @@ def forecast_revenue(
     n = len(y)
     index = _future_index(s, freq, horizon, anchor)
     cols: dict[str, np.ndarray] = {}
-
-    if n == 0:
-        raise ValueError("empty series")
+    cands: dict[str, float] = {}
     if np.ptp(y) <= 1e-12 * max(1.0, float(np.abs(y).max())):
         cols["forecast"] = np.full(horizon, y[-1])
         for level in levels:
             cols[f"lower_{_level_key(level)}"] = cols["forecast"].copy()
             cols[f"upper_{_level_key(level)}"] = cols["forecast"].copy()
-        model_name, aicc, cands = "constant", float("nan"), {}
+        model_name, aicc = "constant", float("nan")
     elif n < 3:
         notes.append("fewer than 3 observations: naive forecast without intervals")
         cols["forecast"] = np.full(horizon, y[-1])
         for level in levels:
             cols[f"lower_{_level_key(level)}"] = np.full(horizon, np.nan)
             cols[f"upper_{_level_key(level)}"] = np.full(horizon, np.nan)
-        model_name, aicc, cands = "naive", float("nan"), {}
+        model_name, aicc = "naive", float("nan")
     else:
         model_name, aicc, cands, cols = _fit_best_ets(y, m, horizon, levels, notes)
 

@@ -70,7 +70,8 @@ class CsvSourceConfig(_FileSourceBase):
             codecs.lookup(self.encoding)
         except LookupError:
             raise ValueError(
-                f"unknown encoding {self.encoding!r} (try utf-8, utf-8-sig, cp1252, latin-1, utf-16)"
+                f"unknown encoding {self.encoding!r} "
+                "(try utf-8, utf-8-sig, cp1252, latin-1, utf-16)"
             ) from None
         if self.delimiter == self.quote:
             raise ValueError("delimiter and quote must differ")

@@ -67,7 +67,7 @@ class GenerationReport:
 
 
 def generate(
-    out_dir: Path,
+    out_dir: Path | str,
     rows: int,
     seed: int = 42,
     defect_rate: float = 0.01,

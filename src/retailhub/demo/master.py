@@ -31,7 +31,7 @@ PRODUCT_CODE_PATTERN = r"^\d{5}[A-Za-z]*$"
 PRODUCT_CODE_CEILING = 95000
 
 CUSTOMER_ALPHA = 1.16  # Pareto 80/20
-PRODUCT_ALPHA = 1.5
+PRODUCT_ALPHA = 1.3
 SS_PRODUCT_ALPHA = 1.3
 
 #: Non-product Online Retail codes as (StockCode, Description, UnitPrice in pence). Several

@@ -10,8 +10,6 @@ string array are exactly the file bytes and can be written straight from the Arr
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,13 +28,6 @@ def csv_field(value: str) -> str:
     if any(ch in value for ch in ',"\r\n'):
         return '"' + value.replace('"', '""') + '"'
     return value
-
-
-def csv_row(values: Sequence[object]) -> str:
-    """One RFC-4180 row without terminator (small tables only: headers, catalog rows)."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(values)
-    return buf.getvalue()
 
 
 def strings(values: Sequence[str]) -> StrArray:
@@ -117,7 +108,7 @@ class CsvSink:
         self._max_pending = max_pending
         self.rows = 0
 
-    def _submit(self, data: memoryview | bytes, keep: object) -> None:
+    def _submit(self, data: memoryview, keep: object) -> None:
         while len(self._pending) >= self._max_pending:
             self._pending.popleft().result()
 
@@ -137,10 +128,6 @@ class CsvSink:
         data = lines.buffers()[2]
         self._submit(memoryview(data)[lo:hi], lines)
         self.rows += len(lines)
-
-    def write_text(self, text: str, rows: int) -> None:
-        self._submit(text.encode("utf-8"), None)
-        self.rows += rows
 
     def close(self) -> None:
         try:

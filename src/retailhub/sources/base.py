@@ -45,7 +45,8 @@ class SourceState:
 class Source(Protocol):
     """A configured reader. ``open`` streams; errors surface during ``open`` or iteration."""
 
-    config: SourceConfig
+    @property
+    def config(self) -> SourceConfig: ...
 
     @property
     def name(self) -> str: ...
@@ -65,27 +66,37 @@ class Source(Protocol):
 
 def build_source(cfg: SourceConfig, project_dir: Path) -> Source:
     """Instantiate the reader for ``cfg``; drivers (httpx, pymysql, adbc) load lazily."""
+    from retailhub.config.sources import (
+        CsvSourceConfig,
+        DatabaseSourceConfig,
+        HttpSourceConfig,
+        JsonSourceConfig,
+        ParquetSourceConfig,
+    )
+
     if not cfg.name:
         raise ConfigError("a source config needs a name (the key under sources:)", key="sources")
-    kind = cfg.type
-    if kind == "csv":
+    if isinstance(cfg, CsvSourceConfig):
         from retailhub.sources.csv_source import CsvSource
 
-        return CsvSource(cfg, project_dir)  # type: ignore[arg-type]
-    if kind == "parquet":
+        return CsvSource(cfg, project_dir)
+    if isinstance(cfg, ParquetSourceConfig):
         from retailhub.sources.parquet_source import ParquetSource
 
-        return ParquetSource(cfg, project_dir)  # type: ignore[arg-type]
-    if kind == "json":
+        return ParquetSource(cfg, project_dir)
+    if isinstance(cfg, JsonSourceConfig):
         from retailhub.sources.json_source import JsonSource
 
-        return JsonSource(cfg, project_dir)  # type: ignore[arg-type]
-    if kind == "http":
+        return JsonSource(cfg, project_dir)
+    if isinstance(cfg, HttpSourceConfig):
         from retailhub.sources.http_source import HttpSource
 
-        return HttpSource(cfg)  # type: ignore[arg-type]
-    if kind == "database":
+        return HttpSource(cfg)
+    if isinstance(cfg, DatabaseSourceConfig):
         from retailhub.sources.database import DatabaseSource
 
-        return DatabaseSource(cfg)  # type: ignore[arg-type]
-    raise ConfigError(f"source {cfg.name!r}: unknown type {kind!r}", key=f"sources.{cfg.name}.type")
+        return DatabaseSource(cfg)
+    raise ConfigError(
+        f"source {cfg.name!r}: unknown type {getattr(cfg, 'type', '?')!r}",
+        key=f"sources.{cfg.name}.type",
+    )

@@ -98,7 +98,9 @@ def _scan(
         except csv.Error as exc:
             why = str(exc)
             if "unexpected end of data" in why:
-                why = "unterminated quoted field (the file looks truncated or a quote is not closed)"
+                why = (
+                    "unterminated quoted field (the file looks truncated or a quote is not closed)"
+                )
             return RecordProblem(start, why)
         last_line = reader.line_num
         if not record:  # blank line: pyarrow skips these too

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 BLOCK_SIZE = 4 << 20  # bytes pyarrow parses at a time: bounds memory per batch
 _UTF8_NAMES = ("utf-8", "utf-8-sig")
-_ASCII_COMPATIBLE_PROBE = "a,\"\n"
+_ASCII_COMPATIBLE_PROBE = 'a,"\n'
 
 
 class CsvSource:
@@ -152,7 +152,9 @@ class CsvSource:
                 source=self.name,
                 path=str(path),
             ) from exc
-        rows = csv.reader(io.StringIO(head), delimiter=self.config.delimiter, quotechar=self.config.quote)
+        rows = csv.reader(
+            io.StringIO(head), delimiter=self.config.delimiter, quotechar=self.config.quote
+        )
         first = next(rows, None)
         if not first:
             raise SourceError(

@@ -69,7 +69,9 @@ def stream_postgres(target: DbTarget, sql: str, source: str) -> BatchStream:
     auth = quote(target.user or "", safe="")
     if target.password:
         auth += ":" + quote(target.password, safe="")
-    query = f"connect_timeout={CONNECT_TIMEOUT_S}" + (f"&{target.options}" if target.options else "")
+    query = f"connect_timeout={CONNECT_TIMEOUT_S}" + (
+        f"&{target.options}" if target.options else ""
+    )
     uri = f"postgresql://{auth}@{target.host}:{target.port}/{quote(target.database or '')}?{query}"
     secrets = (target.password, uri)
 

@@ -31,9 +31,7 @@ def resolve_glob(pattern: str, project_dir: Path, source: str) -> list[Path]:
     )
     if not matches:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
-        raise SourceError(
-            f"source {source!r}: {what} {full}", source=source, path=str(full)
-        )
+        raise SourceError(f"source {source!r}: {what} {full}", source=source, path=str(full))
     return matches
 
 
@@ -68,7 +66,9 @@ def discover_files(
             ) from exc
         if checksum in seen:
             if checksum not in state.ingested_checksums:
-                log.warning("source %s: %s has the same bytes as another file; skipped", source, path)
+                log.warning(
+                    "source %s: %s has the same bytes as another file; skipped", source, path
+                )
             continue
         seen.add(checksum)
         units.append(
@@ -86,7 +86,7 @@ def discover_files(
 def open_unit_file(unit: InputUnit) -> io.BufferedReader:
     """Open a unit's file for binary reading, as SourceError if it vanished since discovery."""
     try:
-        return open(unit.uri, "rb")  # noqa: SIM115 - the caller owns and closes the handle
+        return open(unit.uri, "rb")
     except OSError as exc:
         raise SourceError(
             f"source {unit.source!r}: cannot open {unit.uri}: {exc.strerror or exc}",

@@ -71,7 +71,7 @@ def request_json(
     """Send one request (retrying transient failures) and return the decoded JSON body."""
     import httpx
 
-    shown = redact_url(str(httpx.URL(url, params=params)) if method == "GET" else url)
+    shown = redact_url(str(httpx.URL(url).copy_merge_params(params)) if method == "GET" else url)
     last_problem = "no attempt made"
     for attempt in range(policy.max_retries + 1):
         delay: float | None = None

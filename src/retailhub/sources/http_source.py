@@ -38,7 +38,7 @@ class HttpSource:
     def discover(self, state: SourceState) -> list[InputUnit]:
         import httpx
 
-        shown = redact_url(str(httpx.URL(self.config.url, params=self.config.params)))
+        shown = redact_url(str(httpx.URL(self.config.url).copy_merge_params(self.config.params)))
         return [InputUnit(self.name, shown, None, None, None)]
 
     def new_watermark(self) -> str | None:
@@ -51,9 +51,7 @@ class HttpSource:
         headers = dict(self.config.headers)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        client = httpx.Client(
-            timeout=self.config.timeout_s, headers=headers, follow_redirects=True
-        )
+        client = httpx.Client(timeout=self.config.timeout_s, headers=headers, follow_redirects=True)
         pages = self._pages(client, token)
         batcher = TextBatcher(self.name, self.config.fields)
         try:
@@ -146,8 +144,8 @@ class HttpSource:
             return []
         if not isinstance(records, list):
             raise SourceError(
-                f"source {self.name!r}: {label} {redact_url(self.config.url)}: {path or 'the body'!r}"
-                f" is a {type(records).__name__}, expected a list of records",
+                f"source {self.name!r}: {label} {redact_url(self.config.url)}: "
+                f"{path or 'the body'!r} is a {type(records).__name__}, expected a list of records",
                 source=self.name,
             )
         return records

@@ -11,7 +11,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 
@@ -77,14 +77,14 @@ class JsonSource:
     # -- NDJSON --------------------------------------------------------------------------------
 
     def _ndjson_batches(
-        self, raw: io.BufferedReader, unit: InputUnit, batcher: TextBatcher
+        self, raw: IO[bytes], unit: InputUnit, batcher: TextBatcher
     ) -> Iterator[pa.RecordBatch]:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline=None)
         pending: list[Any] = []
         first_line = 1
         line_no = 0
         try:
-            for line_no, line in enumerate(text, start=1):  # noqa: B007 - used after the loop
+            for line_no, line in enumerate(text, start=1):
                 if not line.strip():
                     continue
                 try:
@@ -110,7 +110,7 @@ class JsonSource:
     # -- JSON document --------------------------------------------------------------------------
 
     def _document_batches(
-        self, raw: io.BufferedReader, unit: InputUnit, batcher: TextBatcher
+        self, raw: IO[bytes], unit: InputUnit, batcher: TextBatcher
     ) -> Iterator[pa.RecordBatch]:
         import ijson
 
@@ -120,7 +120,9 @@ class JsonSource:
         produced = 0
         try:
             while chunk := list(itertools.islice(items, BATCH_ROWS)):
-                yield batcher.batch(chunk, f"{unit.uri} records {produced + 1}-{produced + len(chunk)}")
+                yield batcher.batch(
+                    chunk, f"{unit.uri} records {produced + 1}-{produced + len(chunk)}"
+                )
                 produced += len(chunk)
         except ijson.JSONError as exc:
             raise SourceError(

@@ -268,7 +268,9 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, target: str, schema: pa.Sche
     except duckdb.CatalogException:
         columns = [f"{_quote_ident(name)} {typ}" for name, typ, *_ in wanted]
         present = {name for name, *_ in wanted}
-        columns += [f"{_quote_ident(n)} {t}" for n, t in METADATA_COLUMNS.items() if n not in present]
+        columns += [
+            f"{_quote_ident(n)} {t}" for n, t in METADATA_COLUMNS.items() if n not in present
+        ]
         con.execute(f"CREATE TABLE {target} ({', '.join(columns)})")
         return
     for name, typ, *_ in wanted:

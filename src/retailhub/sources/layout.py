@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -26,7 +26,9 @@ from retailhub.errors import ConfigError
 PASS_THROUGH = "none"
 METADATA = {"_source": "VARCHAR", "_source_file": "VARCHAR", "_line": "BIGINT"}
 OPTIONAL_METADATA = ("_unit_id",)
-_TYPE_RE = re.compile(r"^(VARCHAR|BIGINT|DOUBLE|DATE|TIMESTAMP|BOOLEAN|DECIMAL\(\d{1,2},\s*\d{1,2}\))$")
+_TYPE_RE = re.compile(
+    r"^(VARCHAR|BIGINT|DOUBLE|DATE|TIMESTAMP|BOOLEAN|DECIMAL\(\d{1,2},\s*\d{1,2}\))$"
+)
 _TEXT_TYPES = frozenset({"VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "NAME"})
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
@@ -171,12 +173,9 @@ class Layout:
         types = {k.lower(): v.upper() for k, v in (source_types or {}).items()}
         meta = _metadata_select(source_columns)
         if self.is_pass_through:
-            return (
-                f"SELECT * EXCLUDE ({', '.join(_q(m) for m in _present_metadata(source_columns))}), "
-                f"{meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
-                if _present_metadata(source_columns)
-                else f"SELECT *, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
-            )
+            present = _present_metadata(source_columns)
+            star = f"* EXCLUDE ({', '.join(_q(m) for m in present)})" if present else "*"
+            return f"SELECT {star}, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
         mapping = self.resolve(source_columns, overrides, source=source)
         candidates = [c for c in source_columns if c not in METADATA and c not in OPTIONAL_METADATA]
         stage1 = _passthrough_metadata(source_columns)  # raw text (or typed raw) per column
@@ -207,7 +206,10 @@ class Layout:
             else:  # typed source column (Parquet, database): a plain cast
                 stage1.append(f"{ref} AS {t}")
                 stage2.append(f"TRY_CAST({t} AS {col.type}) AS {v}")
-                reason = f"{_lit(col.name + ': ')} || CAST({t} AS VARCHAR) || {_lit(' is not a valid ' + col.type)}"
+                reason = (
+                    f"{_lit(col.name + ': ')} || CAST({t} AS VARCHAR) || "
+                    f"{_lit(' is not a valid ' + col.type)}"
+                )
             errors.append(f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {reason} END")
         error_list = (
             f"[e FOR e IN [{', '.join(errors)}] IF e IS NOT NULL]" if errors else "[]::VARCHAR[]"
@@ -242,7 +244,7 @@ def get_layout(name: str, project_dir: Path | None = None) -> Layout:
     return _builtin(name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin(name: str) -> Layout:
     resource = resources.files("retailhub.sources") / "layouts" / f"{name}.yaml"
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or not resource.is_file():
@@ -329,11 +331,15 @@ def _varchar_expr(ref: str, normalize: str | None) -> str:
 def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
     if typ == "BIGINT":
         # TRY_CAST would round '2.5' to 3; only integral text (optionally '.0') is accepted.
-        return f"CASE WHEN regexp_full_match({t}, '[+-]?[0-9]+(\\.0*)?') THEN TRY_CAST({t} AS BIGINT) END"
+        integral = r"'[+-]?[0-9]+(\.0*)?'"
+        return f"CASE WHEN regexp_full_match({t}, {integral}) THEN TRY_CAST({t} AS BIGINT) END"
     if typ == "BOOLEAN":
         truthy = ", ".join(_lit(x) for x in _TRUE)
         falsy = ", ".join(_lit(x) for x in _FALSE)
-        return f"CASE WHEN lower({t}) IN ({truthy}) THEN true WHEN lower({t}) IN ({falsy}) THEN false END"
+        return (
+            f"CASE WHEN lower({t}) IN ({truthy}) THEN true "
+            f"WHEN lower({t}) IN ({falsy}) THEN false END"
+        )
     if typ in ("DATE", "TIMESTAMP") and formats:
         fmts = "[" + ", ".join(_lit(f) for f in formats) + "]"
         parsed = f"try_strptime({t}, {fmts})"

@@ -54,7 +54,8 @@ class DuckDBWarehouse(Warehouse):
                 f"warehouse file {path} does not exist yet: run 'retailhub run' first",
                 path=str(path),
             )
-        config: dict[str, Any] = {}
+        # DuckDB's own progress bar writes to stdout; progress is the console's job.
+        config: dict[str, Any] = {"enable_progress_bar": False}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:

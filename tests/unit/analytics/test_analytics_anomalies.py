@@ -154,8 +154,30 @@ def test_transaction_outliers_per_product_on_log_scale() -> None:
     assert sorted(found.index.unique().tolist()) == [17]
     assert sorted(found["outlier_metric"]) == ["net_amount", "quantity"]
     row = found[found["outlier_metric"] == "quantity"].iloc[0]
-    # log values: four 0, three ln 2, ln 500 -> median = ln2 / 2, MAD = ln2 / 2
+    # log values: four 0, three ln 2, ln 500 -> median = ln2 / 2, MAD = ln2 / 2;
+    # 1.4826 * MAD = 0.514 is below the ln 2 floor, so the scale is ln 2
     half = math.log(2) / 2
-    assert row["robust_z"] == pytest.approx((math.log(500) - half) / (1.4826 * half))
+    assert row["robust_z"] == pytest.approx((math.log(500) - half) / math.log(2))
     assert row["group_median"] == pytest.approx(math.sqrt(2))
     assert row["outlier_value"] == 500
+    # without the floor the scale is 1.4826 * MAD
+    raw = transaction_outliers(lines, min_scale=0.0)
+    row = raw[raw["outlier_metric"] == "quantity"].iloc[0]
+    assert row["robust_z"] == pytest.approx((math.log(500) - half) / (1.4826 * half))
+
+
+def test_transaction_outliers_floor_ignores_pack_size_noise() -> None:
+    # a product sold by the dozen (19 lines of 12) plus lines of 2, 240 and 1.
+    # log scale: median ln 12, MAD 0 -> 1.2533 * mean abs dev = 1.2533 * (ln6 + ln20 + ln12) / 22
+    # = 0.414 < ln 2, so the floor ln 2 applies: z(1) = -ln12/ln2 = -3.58 (flagged),
+    # z(2) = -ln6/ln2 = -2.58 (not), z(240) = ln20/ln2 = 4.32 (flagged)
+    lines = pd.DataFrame(
+        {"product_id": ["p"] * 22, "quantity": [12] * 19 + [2, 240, 1], "net_amount": [1.0] * 22}
+    )
+    found = transaction_outliers(lines, value_cols=["quantity"])
+    assert sorted(found["outlier_value"].tolist()) == [1, 240]
+    z = found.set_index("outlier_value")["robust_z"]
+    assert z[1] == pytest.approx(-math.log(12) / math.log(2))
+    # without the floor the line of 2 (6x below the usual dozen) is flagged too
+    no_floor = transaction_outliers(lines, value_cols=["quantity"], min_scale=0.0)
+    assert sorted(no_floor["outlier_value"].tolist()) == [1, 2, 240]

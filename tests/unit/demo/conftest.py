@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from tests.unit.demo.demo_checks import revenue_lines
 
 from retailhub.demo import GenerationReport, generate
 
@@ -35,3 +37,9 @@ def dirty_dir(dirty: GenerationReport) -> Path:
 @pytest.fixture(scope="session")
 def clean_dir(clean: GenerationReport) -> Path:
     return clean.out_dir
+
+
+@pytest.fixture(scope="session")
+def large_revenue(large: GenerationReport) -> list[tuple[str, dt.datetime, float]]:
+    """(customer, time, value) of the parseable lines of ``large``, parsed once."""
+    return revenue_lines(large.out_dir)

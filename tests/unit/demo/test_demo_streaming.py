@@ -75,4 +75,4 @@ def test_progress_reports_every_stage_up_to_its_total(tmp_path: Path) -> None:
         totals = {t for s, _, t in events if s == stage}
         assert done == sorted(done) and len(totals) == 1
         assert done[-1] == totals.pop()
-    assert [t for s, _, t in events if s == "online_retail"][0] == 5000
+    assert next(t for s, _, t in events if s == "online_retail") == 5000

@@ -49,12 +49,18 @@ def test_unknown_type_fails() -> None:
 
 def test_unknown_encoding_fails() -> None:
     with pytest.raises(ConfigError, match="unknown encoding 'utf-9'"):
-        parse_source_config("x", {"type": "csv", "layout": "none", "path": "a", "encoding": "utf-9"})
+        parse_source_config(
+            "x", {"type": "csv", "layout": "none", "path": "a", "encoding": "utf-9"}
+        )
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "windows-1252", "latin-1", "utf-16"])
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "cp1252", "windows-1252", "latin-1", "utf-16"]
+)
 def test_common_encodings_accepted(encoding: str) -> None:
-    cfg = parse_source_config("x", {"type": "csv", "layout": "none", "path": "a", "encoding": encoding})
+    cfg = parse_source_config(
+        "x", {"type": "csv", "layout": "none", "path": "a", "encoding": encoding}
+    )
     assert cfg.encoding == encoding
 
 

@@ -15,7 +15,9 @@ from retailhub.errors import SourceError, SourceUnavailable
 from retailhub.sources import InputUnit, SourceState, clean_column_names, land
 
 
-def test_union_by_name_across_files_with_different_column_order(tmp_path, make_source, land_source) -> None:
+def test_union_by_name_across_files_with_different_column_order(
+    tmp_path, make_source, land_source
+) -> None:
     (tmp_path / "d1.csv").write_bytes(b"a,b\n1,x\n2,y\n")
     (tmp_path / "d2.csv").write_bytes(b"b,a,c\nz,3,new\n")
     (tmp_path / "d3.csv").write_bytes(b"a,b\n4,w\n")
@@ -95,7 +97,9 @@ class _FailingSource:
     """A source whose second batch fails, like an API dying mid-extraction."""
 
     def __init__(self, error: Exception) -> None:
-        self.config = parse_source_config("flaky", {"type": "http", "layout": "none", "url": "http://h/x"})
+        self.config = parse_source_config(
+            "flaky", {"type": "http", "layout": "none", "url": "http://h/x"}
+        )
         self._error = error
 
     @property
@@ -155,7 +159,10 @@ def _arrow_peak(path: Path) -> tuple[int, int]:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT"))
     rows, peak = map(int, result.split()[1:])

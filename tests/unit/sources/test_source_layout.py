@@ -45,17 +45,18 @@ def test_builtin_layouts_listed() -> None:
 
 
 def test_unknown_layout_lists_the_available_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown layout 'retail'.*online_retail"):
+    with pytest.raises(ConfigError, match=r"unknown layout 'retail'.*online_retail"):
         get_layout("retail")
 
 
 def test_online_retail_known_answers() -> None:
+    uk = "United Kingdom"
     rows = [
-        ("536365", "85123A", "WHITE HANGING HEART", "6", "2010-12-01 08:26:00", "2.55", "17850.0", "United Kingdom"),
-        ("C536379", "D", "Discount", " -1 ", "12/1/2010 9:41", "27.50", None, "United Kingdom"),
-        ("536380", "22961", "JAM MAKING SET", "abc", "2024-02-30 10:00:00", "1,45", "12.5", "France"),
+        ("536365", "85123A", "WHITE HEART", "6", "2010-12-01 08:26:00", "2.55", "17850.0", uk),
+        ("C536379", "D", "Discount", " -1 ", "12/1/2010 9:41", "27.50", None, uk),
+        ("536380", "22961", "JAM SET", "abc", "2024-02-30 10:00:00", "1,45", "12.5", "France"),
         ("536381", "POST", "POSTAGE", "2.5", "", "0.001", " 12583 ", "France"),
-    ]  # fmt: skip
+    ]
     out = _stage("online_retail", RETAIL_HEADER, rows)
     first, second, bad, frac = out
     assert first["customer_id"] == "17850"
@@ -106,7 +107,15 @@ def test_staging_output_columns_and_types() -> None:
 
 
 def test_superstore_unpadded_dates_and_both_header_spellings() -> None:
-    spaced = ["Row ID", "Order ID", "Order Date", "Ship Date", "Sub-Category", "Postal Code", "Sales"]
+    spaced = [
+        "Row ID",
+        "Order ID",
+        "Order Date",
+        "Ship Date",
+        "Sub-Category",
+        "Postal Code",
+        "Sales",
+    ]
     tight = ["RowID", "OrderID", "OrderDate", "ShipDate", "Sub-Category", "PostalCode", "Sales"]
     layout = get_layout("superstore")
     for header in (spaced, tight):
@@ -122,9 +131,10 @@ def test_superstore_unpadded_dates_and_both_header_spellings() -> None:
 
 def test_superstore_casts() -> None:
     header = [
-        "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID", "Customer Name",
-        "Segment", "Country", "City", "State", "Postal Code", "Region", "Product ID", "Category",
-        "Sub-Category", "Product Name", "Sales", "Quantity", "Discount", "Profit",
+        "Row ID", "Order ID", "Order Date", "Ship Date", "Ship Mode", "Customer ID",
+        "Customer Name", "Segment", "Country", "City", "State", "Postal Code", "Region",
+        "Product ID", "Category", "Sub-Category", "Product Name", "Sales", "Quantity",
+        "Discount", "Profit",
     ]  # fmt: skip
     row = (
         "1", "CA-2018-152156", "11/8/2018", "11/11/2018", "Second Class", "CG-12520",
@@ -149,7 +159,9 @@ def test_date_format_override() -> None:
 
 def test_absent_optional_columns_are_typed_nulls_and_yes_no_booleans() -> None:
     header = ["Customer ID", "Age", "Subscription Status", "Purchase Amount (USD)", "Unrelated"]
-    out = _stage("customer_behaviour", header, [("1", "55", "Yes", "53", "zzz"), ("2", "x", "No", "", "q")])
+    out = _stage(
+        "customer_behaviour", header, [("1", "55", "Yes", "53", "zzz"), ("2", "x", "No", "", "q")]
+    )
     assert out[0]["subscription_status"] is True and out[1]["subscription_status"] is False
     assert out[0]["purchase_amount"] == 53.0 and out[1]["purchase_amount"] is None
     assert out[0]["activity_date"] is None and out[0]["email"] is None
@@ -169,10 +181,12 @@ def test_missing_required_columns_name_source_and_columns() -> None:
 
 def test_overrides_map_odd_headers_and_bad_overrides_fail() -> None:
     layout = get_layout("product_catalog")
-    mapping = layout.resolve(["sku_code", "label", "eur"], {"product_id": "sku_code", "list_price": "eur"})
+    mapping = layout.resolve(
+        ["sku_code", "label", "eur"], {"product_id": "sku_code", "list_price": "eur"}
+    )
     assert mapping["product_id"] == "sku_code" and mapping["list_price"] == "eur"
     assert mapping["product_name"] is None  # 'label' is not an alias: left out
-    with pytest.raises(ConfigError, match="columns.product_id names 'nope'"):
+    with pytest.raises(ConfigError, match=r"columns\.product_id names 'nope'"):
         layout.resolve(["sku_code"], {"product_id": "nope"}, source="cat")
     with pytest.raises(ConfigError, match="not columns of layout"):
         layout.resolve(["sku_code"], {"colour": "sku_code"}, source="cat")
@@ -192,7 +206,11 @@ def test_olist_and_ikea_headers_map_without_overrides() -> None:
         "column0", "item_id", "name", "category", "price", "old_price", "sellable_online", "link",
         "other_colors", "short_description", "designer", "depth", "height", "width",
     ])  # fmt: skip
-    assert (ikea["product_id"], ikea["product_name"], ikea["list_price"]) == ("item_id", "name", "price")
+    assert (ikea["product_id"], ikea["product_name"], ikea["list_price"]) == (
+        "item_id",
+        "name",
+        "price",
+    )
     assert (ikea["length_cm"], ikea["height_cm"], ikea["width_cm"]) == ("depth", "height", "width")
 
 
@@ -200,7 +218,8 @@ def test_typed_source_columns_are_cast_directly() -> None:
     """Parquet/database sources keep their types; staging casts instead of parsing text."""
     con = duckdb.connect()
     con.execute(
-        "CREATE TABLE raw AS SELECT 'INV1' AS invoice_no, 'S1' AS stock_code, 6::BIGINT AS quantity,"
+        "CREATE TABLE raw AS SELECT 'INV1' AS invoice_no, 'S1' AS stock_code,"
+        " 6::BIGINT AS quantity,"
         " TIMESTAMP '2011-01-02 03:04:05' AS invoice_at, 2.5::DOUBLE AS unit_price,"
         " 17850.0::DOUBLE AS customer_id, 'UK' AS country, 's' AS _source, 'f' AS _source_file,"
         " 1::BIGINT AS _line"
@@ -232,7 +251,9 @@ def test_layout_file_from_project(tmp_path) -> None:
     )
     layout = get_layout("layouts/loyalty.yaml", tmp_path)
     assert layout.column_types == {"member_id": "VARCHAR", "points": "BIGINT"}
-    (tmp_path / "layouts" / "bad.yaml").write_text("name: bad\ncolumns:\n  - {name: x, type: MONEY}\n")
+    (tmp_path / "layouts" / "bad.yaml").write_text(
+        "name: bad\ncolumns:\n  - {name: x, type: MONEY}\n"
+    )
     with pytest.raises(ConfigError, match=r"bad\.yaml: columns\.0\.type"):
         get_layout("layouts/bad.yaml", tmp_path)
 
@@ -251,7 +272,9 @@ def test_header_spellings_landed_side_by_side_are_coalesced(tmp_path) -> None:
 
     (tmp_path / "a.csv").write_text("Customer ID,Age\n17850.0,30\n")
     (tmp_path / "b.csv").write_text("CustomerID,Age\n12583,x\n")
-    src = build_source(parse_source_config("cb", {"type": "csv", "layout": "none", "path": "*.csv"}), tmp_path)
+    src = build_source(
+        parse_source_config("cb", {"type": "csv", "layout": "none", "path": "*.csv"}), tmp_path
+    )
     con = duckdb.connect()
     land(con, src, src.discover(SourceState()), "raw")
     columns = [r[0] for r in con.sql("DESCRIBE raw").fetchall()]

@@ -6,7 +6,10 @@ from retailhub.sources.redact import redact_url, scrub
 
 
 def test_password_in_url_is_masked() -> None:
-    assert redact_url("postgresql://app:pa55@db.local:5432/erp") == "postgresql://app:***@db.local:5432/erp"
+    assert (
+        redact_url("postgresql://app:pa55@db.local:5432/erp")
+        == "postgresql://app:***@db.local:5432/erp"
+    )
 
 
 def test_secret_query_parameters_are_masked() -> None:
@@ -16,8 +19,13 @@ def test_secret_query_parameters_are_masked() -> None:
 
 
 def test_plain_url_unchanged() -> None:
-    assert redact_url("http://127.0.0.1:8080/orders?page=1") == "http://127.0.0.1:8080/orders?page=1"
+    assert (
+        redact_url("http://127.0.0.1:8080/orders?page=1") == "http://127.0.0.1:8080/orders?page=1"
+    )
 
 
 def test_scrub_replaces_every_occurrence() -> None:
-    assert scrub("Bearer tok-123 rejected (tok-123)", ["tok-123", None, ""]) == "Bearer *** rejected (***)"
+    assert (
+        scrub("Bearer tok-123 rejected (tok-123)", ["tok-123", None, ""])
+        == "Bearer *** rejected (***)"
+    )

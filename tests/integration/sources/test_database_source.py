@@ -1,0 +1,190 @@
+"""Database source against real MariaDB and PostgreSQL: table, query, watermark, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from retailhub.config.sources import parse_source_config
+from retailhub.errors import SourceError, SourceUnavailable
+from retailhub.sources import SourceState, build_source, land
+
+pytestmark = pytest.mark.integration
+
+ROWS = [
+    (1, "85123A", 6, "2.55", "2024-01-01 10:00:00"),
+    (2, "71053", 6, "3.39", "2024-01-01 10:05:00"),
+    (3, "84406B", 8, "2.75", "2024-01-02 09:00:00"),
+]
+
+
+def _create_orders(db, rows=ROWS) -> str:
+    table = f"{db.prefix}_orders"
+    ts_type = "DATETIME(6)" if db.kind == "mysql" else "TIMESTAMP(6)"
+    db.execute(
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, sku VARCHAR(20), qty INTEGER, "
+        f"price DECIMAL(10,2), updated_at {ts_type})"
+    )
+    _insert(db, table, rows)
+    return table
+
+
+def _insert(db, table: str, rows) -> None:
+    values = ", ".join(f"({i}, '{s}', {q}, {p}, '{t}')" for i, s, q, p, t in rows)
+    db.execute(f"INSERT INTO {table} VALUES {values}")
+
+
+def _source(db, **raw):
+    raw.setdefault("layout", "none")
+    return build_source(
+        parse_source_config("erp", {"type": "database", "url": db.url, **raw}), None
+    )  # type: ignore[arg-type]
+
+
+def _land(src, state: SourceState | None = None):
+    con = duckdb.connect()
+    units = src.discover(state or SourceState())
+    return con, units, land(con, src, units, "raw")
+
+
+def test_table_extraction_keeps_types(db) -> None:
+    table = _create_orders(db)
+    con, (unit,), (landed,) = _land(_source(db, table=table))
+    assert landed.rows == 3
+    assert unit.uri.endswith(f"#{table}") and unit.checksum is None
+    rows = con.sql("SELECT id, sku, qty, price, updated_at FROM raw ORDER BY id").fetchall()
+    assert rows[0] == (
+        1,
+        "85123A",
+        6,
+        Decimal("2.55") if db.kind == "mysql" else "2.55",
+        dt.datetime(2024, 1, 1, 10, 0),
+    )
+    assert [r[0] for r in rows] == [1, 2, 3]
+    assert con.sql("SELECT _line, _source FROM raw ORDER BY _line").fetchall() == [
+        (1, "erp"),
+        (2, "erp"),
+        (3, "erp"),
+    ]
+
+
+def test_query_extraction(db) -> None:
+    table = _create_orders(db)
+    con, _, (landed,) = _land(_source(db, query=f"SELECT id, sku FROM {table} WHERE qty > 6;"))
+    assert landed.rows == 1
+    assert con.sql("SELECT id, sku FROM raw").fetchall() == [(3, "84406B")]
+
+
+def test_small_batches_stream(db) -> None:
+    table = _create_orders(db)
+    src = _source(db, table=table, batch_size=1)
+    reader = src.open(src.discover(SourceState())[0])
+    assert sum(b.num_rows for b in reader) == 3
+
+
+def test_incremental_watermark_only_new_rows(db) -> None:
+    table = _create_orders(db)
+    src = _source(db, table=table, watermark_column="updated_at")
+    _, (unit1,), (first,) = _land(src)
+    assert unit1.watermark_from is None and first.rows == 3
+    mark = src.new_watermark()
+    assert mark == "2024-01-02 09:00:00"
+    assert first.watermark_to == mark
+
+    _insert(
+        db,
+        table,
+        [
+            (4, "22423", 1, "12.75", "2024-01-03 08:00:00"),
+            (5, "POST", 1, "18.00", "2024-01-03 08:00:01"),
+        ],
+    )
+    con, (unit2,), (second,) = _land(src, SourceState(last_watermark=mark))
+    assert unit2.watermark_from == mark
+    assert second.rows == 2
+    assert con.sql("SELECT id FROM raw ORDER BY id").fetchall() == [(4,), (5,)]
+    assert src.new_watermark() == "2024-01-03 08:00:01"
+
+    _, _, (third,) = _land(src, SourceState(last_watermark=src.new_watermark()))
+    assert third.rows == 0
+    assert src.new_watermark() == "2024-01-03 08:00:01"  # unchanged when nothing is new
+
+
+def test_integer_watermark_on_a_query(db) -> None:
+    table = _create_orders(db)
+    src = _source(db, query=f"SELECT id, sku FROM {table}", watermark_column="id")
+    _, _, (first,) = _land(src, SourceState(last_watermark="1"))
+    assert first.rows == 2 and src.new_watermark() == "3"
+
+
+def test_unknown_table_is_a_source_error(db) -> None:
+    with pytest.raises(SourceError) as err:
+        _land(_source(db, table=f"{db.prefix}_missing"))
+    assert not isinstance(err.value, SourceUnavailable)
+    assert f"{db.prefix}_missing" in str(err.value)
+
+
+def test_missing_watermark_column(db) -> None:
+    table = _create_orders(db)
+    with pytest.raises(SourceError, match="watermark_column 'changed_at' is not in the extracted"):
+        _land(_source(db, table=table, watermark_column="changed_at"))
+
+
+def test_wrong_credentials_never_show_the_password(db, monkeypatch) -> None:
+    secret = "pw-must-not-leak-42"
+    monkeypatch.setenv("ERP_PASSWORD", secret)
+    url = db.url.replace("://root@", "://rh_no_such_user@")
+    src = build_source(
+        parse_source_config(
+            "erp",
+            {
+                "type": "database",
+                "layout": "none",
+                "url": url,
+                "table": "t",
+                "password_env": "ERP_PASSWORD",
+            },
+        ),
+        None,  # type: ignore[arg-type]
+    )
+    with pytest.raises(SourceError) as err:
+        _land(src)
+    assert not isinstance(err.value, SourceUnavailable)
+    assert secret not in str(err.value) and secret not in repr(err.value.context)
+    assert "rh_no_such_user" in str(err.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "postgresql"])
+def test_unreachable_server_is_unavailable_naming_host_port(scheme, monkeypatch) -> None:
+    secret = "pw-must-not-leak-42"
+    monkeypatch.setenv("ERP_PASSWORD", secret)
+    port = _free_port()
+    src = build_source(
+        parse_source_config(
+            "erp",
+            {
+                "type": "database",
+                "layout": "none",
+                "url": f"{scheme}://app@127.0.0.1:{port}/erp",
+                "table": "orders",
+                "password_env": "ERP_PASSWORD",
+            },
+        ),
+        None,  # type: ignore[arg-type]
+    )
+    with pytest.raises(SourceUnavailable) as err:
+        _land(src)
+    assert f"127.0.0.1:{port}" in str(err.value)
+    assert secret not in str(err.value)
+    assert err.value.context["host"] == f"127.0.0.1:{port}"
+    assert err.value.transient is True

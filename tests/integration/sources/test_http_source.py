@@ -1,0 +1,217 @@
+"""HTTP API source against a real server on 127.0.0.1: paging, token, retries, timeouts, errors."""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+import pytest
+
+from retailhub.config.sources import parse_source_config
+from retailhub.errors import ConfigError, SourceError, SourceUnavailable
+from retailhub.sources import SourceState, build_source, land
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "tok-7f3a-very-secret"
+RECORDS = [
+    {"id": i, "sku": f"SKU{i:04d}", "qty": i % 7, "price": round(i * 0.25, 2)}
+    for i in range(1, 251)
+]
+
+
+def _source(url: str, **raw):
+    raw.setdefault("layout", "none")
+    raw.setdefault("backoff_s", 0.01)
+    return build_source(parse_source_config("api", {"type": "http", "url": url, **raw}), None)  # type: ignore[arg-type]
+
+
+def _land(src):
+    con = duckdb.connect()
+    landed = land(con, src, src.discover(SourceState()), "raw")
+    return con, landed
+
+
+def test_page_paging_with_bearer_token(api, monkeypatch) -> None:
+    monkeypatch.setenv("SHOP_TOKEN", TOKEN)
+
+    def handler(req):
+        if req.headers.get("authorization") != f"Bearer {TOKEN}":
+            return api.Reply(401, {"error": "unauthorized"})
+        page, size = int(req.params["page"]), int(req.params["per_page"])
+        chunk = RECORDS[(page - 1) * size : page * size]
+        return api.Reply(body={"data": {"items": chunk}, "page": page})
+
+    api.handler = handler
+    src = _source(
+        f"{api.url}/v1/orders",
+        token_env="SHOP_TOKEN",
+        records_path="data.items",
+        params={"status": "paid"},
+        paging={"type": "page", "page_param": "page", "size_param": "per_page", "page_size": 100},
+    )
+    con, (unit,) = _land(src)
+    assert unit.rows == 250
+    assert [r.params["page"] for r in api.requests] == ["1", "2", "3"]
+    assert all(r.params["status"] == "paid" for r in api.requests)
+    assert con.sql("SELECT count(DISTINCT id), min(_line), max(_line) FROM raw").fetchall() == [
+        (250, 1, 250)
+    ]
+    assert con.sql("SELECT sku, qty, price FROM raw WHERE id = '7'").fetchall() == [
+        ("SKU0007", "0", "1.75")
+    ]
+    assert TOKEN not in unit.uri and unit.checksum is None
+
+
+def test_cursor_paging(api) -> None:
+    def handler(req):
+        start = int(req.params.get("after", "0"))
+        chunk = RECORDS[start : start + 80]
+        nxt = str(start + 80) if start + 80 < len(RECORDS) else None
+        return api.Reply(body={"results": chunk, "meta": {"next_cursor": nxt}})
+
+    api.handler = handler
+    src = _source(
+        f"{api.url}/orders",
+        records_path="results",
+        paging={
+            "type": "cursor",
+            "cursor_param": "after",
+            "cursor_path": "meta.next_cursor",
+            "size_param": None,
+        },
+    )
+    _, (unit,) = _land(src)
+    assert unit.rows == 250
+    assert [r.params.get("after") for r in api.requests] == [None, "80", "160", "240"]
+
+
+def test_offset_paging_and_max_pages(api) -> None:
+    def handler(req):
+        offset, limit = int(req.params["offset"]), int(req.params["limit"])
+        return api.Reply(body=RECORDS[offset : offset + limit])
+
+    api.handler = handler
+    paging = {"type": "offset", "size_param": "limit", "page_size": 60}
+    _, (unit,) = _land(_source(f"{api.url}/o", paging=paging))
+    assert unit.rows == 250
+    assert [r.params["offset"] for r in api.requests] == ["0", "60", "120", "180", "240"]
+    api.requests.clear()
+    _, (capped,) = _land(_source(f"{api.url}/o", paging=paging, max_pages=2))
+    assert capped.rows == 120 and len(api.requests) == 2
+
+
+def test_429_then_500_then_200_retries_with_exponential_backoff(api) -> None:
+    script = iter([api.Reply(429, {"error": "slow down"}), api.Reply(500, {"error": "boom"})])
+
+    def handler(req):
+        return next(script, api.Reply(body=[{"id": 1}]))
+
+    api.handler = handler
+    started = time.monotonic()
+    _, (unit,) = _land(_source(f"{api.url}/o", backoff_s=0.2, max_retries=3))
+    elapsed = time.monotonic() - started
+    assert unit.rows == 1
+    assert len(api.requests) == 3
+    first_gap = api.requests[1].at - api.requests[0].at
+    second_gap = api.requests[2].at - api.requests[1].at
+    # attempt n waits backoff * 2**n scaled into [50%, 100%]: [0.1, 0.2] then [0.2, 0.4]
+    assert 0.1 <= first_gap < 0.35, first_gap
+    assert 0.2 <= second_gap < 0.55, second_gap
+    assert elapsed < 2.0
+
+
+def test_retry_after_header_is_honoured(api) -> None:
+    script = iter([api.Reply(503, {"error": "maintenance"}, headers={"Retry-After": "1"})])
+    api.handler = lambda req: next(script, api.Reply(body=[{"id": 1}]))
+    _, (unit,) = _land(_source(f"{api.url}/o", backoff_s=0.01))
+    assert unit.rows == 1
+    assert api.requests[1].at - api.requests[0].at >= 0.95
+
+
+def test_persistent_5xx_becomes_source_unavailable(api) -> None:
+    api.handler = lambda req: api.Reply(503, {"error": "down"})
+    with pytest.raises(SourceUnavailable) as err:
+        _land(_source(f"{api.url}/v1/orders", max_retries=2))
+    assert len(api.requests) == 3
+    assert f"{api.url}/v1/orders" in str(err.value)
+    assert "HTTP 503" in str(err.value) and "after 3 attempts" in str(err.value)
+    assert err.value.transient is True
+
+
+def test_timeout_is_retried_then_unavailable(api) -> None:
+    api.handler = lambda req: api.Reply(body=[{"id": 1}], delay_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match=r"timed out after 0\.2s"):
+        _land(_source(f"{api.url}/slow", timeout_s=0.2, max_retries=1))
+    assert len(api.requests) == 2
+    assert time.monotonic() - started < 1.5
+
+
+def test_401_is_a_clear_error_without_the_token(api, monkeypatch) -> None:
+    monkeypatch.setenv("SHOP_TOKEN", TOKEN)
+    # worst case: the server echoes the credential back in its error body
+    api.handler = lambda req: api.Reply(
+        401, {"error": f"bad token {req.headers.get('authorization')}"}
+    )
+    with pytest.raises(SourceError) as err:
+        _land(_source(f"{api.url}/v1/orders", token_env="SHOP_TOKEN"))
+    assert not isinstance(err.value, SourceUnavailable)
+    msg = str(err.value)
+    assert "HTTP 401" in msg and f"{api.url}/v1/orders" in msg and "check the token" in msg
+    assert TOKEN not in msg and TOKEN not in repr(err.value.context)
+    assert len(api.requests) == 1  # a 4xx is not retried
+
+
+def test_404_fails_at_once_naming_the_url(api) -> None:
+    api.handler = lambda req: api.Reply(404, {"error": "no such endpoint"})
+    with pytest.raises(SourceError, match=r"HTTP 404 .*no such endpoint"):
+        _land(_source(f"{api.url}/v2/nope", max_retries=4))
+    assert len(api.requests) == 1
+
+
+def test_connection_refused_is_unavailable() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceUnavailable, match=rf"127\.0\.0\.1:{port}.*connection failed"):
+        _land(_source(f"http://127.0.0.1:{port}/x", max_retries=1))
+
+
+def test_missing_token_variable_is_a_config_error(api, monkeypatch) -> None:
+    monkeypatch.delenv("NOT_SET_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="NOT_SET_TOKEN"):
+        _land(_source(f"{api.url}/x", token_env="NOT_SET_TOKEN"))
+    assert api.requests == []
+
+
+def test_wrong_records_path(api) -> None:
+    api.handler = lambda req: api.Reply(body={"data": {"rows": []}})
+    with pytest.raises(SourceError, match=r"no 'data.items' \(missing key 'items'\)"):
+        _land(_source(f"{api.url}/x", records_path="data.items"))
+
+
+def test_failure_on_a_later_page_aborts_the_landing(api) -> None:
+    def handler(req):
+        if req.params["page"] == "1":
+            return api.Reply(body=RECORDS[:100])
+        return api.Reply(403, {"error": "quota exceeded"})
+
+    api.handler = handler
+    con = duckdb.connect()
+    src = _source(f"{api.url}/o", paging={"type": "page", "page_size": 100})
+    with pytest.raises(SourceError, match="HTTP 403"):
+        land(con, src, src.discover(SourceState()), "raw")
+    assert con.sql("SELECT count(*) FROM raw").fetchall() == [(0,)]
+
+
+def test_post_sends_params_as_json_body(api) -> None:
+    import json
+
+    api.handler = lambda req: api.Reply(body={"items": [json.loads(req.body)]})
+    _, (unit,) = _land(
+        _source(f"{api.url}/search", method="POST", params={"q": "mug"}, records_path="items")
+    )
+    assert unit.rows == 1 and api.requests[0].method == "POST"
