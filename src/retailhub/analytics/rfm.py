@@ -14,8 +14,9 @@ Definitions (see ``docs/analytics.md``):
 * Customers are keyed by ``(source_system, customer_id)`` when a ``source_system`` column is
   present (ids of different shops are different people), else by ``customer_id``. Scores are
   ranked **within** each source system.
-* ``reference_date``: given, or by default the day after the last ``order_date`` of the
-  customer's source system (so a source whose data ends earlier is not declared dormant).
+* ``reference_date``: given (then lines dated on or after it are ignored: RFM "as of" that
+  day), or by default the day after the last ``order_date`` of the customer's source system
+  (so a source whose data ends earlier is not declared dormant).
 * ``recency_days`` = reference_date - date of the last purchase, in whole days (times ignored).
 * ``frequency`` = number of distinct orders; ``monetary`` = sum of the line amounts.
 * Scores: within a source system, customers are ordered from worst to best on the metric
@@ -172,6 +173,8 @@ def rfm_table(
         raise ValueError("lines contain unknown (null) customers; filter them out first")
     if has_source and frame["source_system"].isna().any():
         raise ValueError("lines contain a null source_system")
+    if reference_date is not None:  # "as of" the reference date: later lines do not exist yet
+        frame = frame[frame["day"] < pd.Timestamp(reference_date).normalize()]
 
     grouped = frame.groupby(keys, sort=True, observed=True)
     rfm = grouped.agg(
@@ -270,11 +273,13 @@ def rfm_sql(
     src_select = f"{_ident(source_col)} AS source_system, " if source_col else ""
     keys = "source_system, customer_id" if source_col else "customer_id"
     part = "PARTITION BY source_system " if source_col else ""
-    where_sql = f"WHERE {where}" if where else ""
+    conditions = [f"({where})"] if where else []
     if reference_date is not None:
         ref_sql = f"DATE '{reference_date.isoformat()}'"
+        conditions.append(f"CAST({_ident(date_col)} AS DATE) < {ref_sql}")
     else:
         ref_sql = f"CAST(max(last_order_date) OVER ({part}) + INTERVAL 1 DAY AS DATE)"
+    where_sql = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     out_source = "source_system, " if source_col else ""
     return f"""
 WITH purchase_lines AS (

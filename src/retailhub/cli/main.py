@@ -139,12 +139,15 @@ def generate(
     """Write the four demo datasets (consistent, realistic, with injected defects)."""
     from retailhub.cli.console import RichProgress, out
     from retailhub.demo import generate as gen
+    from retailhub.errors import UsageError
 
     with RichProgress() as progress:
-        report = gen(
-            out_dir, rows=rows, seed=seed, defect_rate=defect_rate,
-            progress=progress.stage,
-        )
+        try:
+            report = gen(
+                out_dir, rows=rows, seed=seed, defect_rate=defect_rate, progress=progress.stage
+            )
+        except ValueError as exc:
+            raise UsageError(f"generate: {exc}") from None
     out.print(f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
               f"defects listed in {report.defects_path}")
 

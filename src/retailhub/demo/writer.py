@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-StrArray = pa.StringArray
+StrArray: TypeAlias = pa.StringArray
 
 
 def csv_field(value: str) -> str:

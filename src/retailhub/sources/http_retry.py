@@ -71,15 +71,17 @@ def request_json(
     """Send one request (retrying transient failures) and return the decoded JSON body."""
     import httpx
 
-    shown = redact_url(str(httpx.URL(url).copy_merge_params(params)) if method == "GET" else url)
+    # Merge (not replace) the query: httpx drops a URL's own query string when params are given.
+    target = httpx.URL(url).copy_merge_params(params) if method == "GET" else httpx.URL(url)
+    shown = redact_url(str(target))
     last_problem = "no attempt made"
     for attempt in range(policy.max_retries + 1):
         delay: float | None = None
         try:
             if method == "GET":
-                response = client.request(method, url, params=params)
+                response = client.request(method, target)
             else:
-                response = client.request(method, url, json=params)
+                response = client.request(method, target, json=params)
         except httpx.TimeoutException:
             last_problem = f"timed out after {client.timeout.read}s"
         except httpx.TransportError as exc:

@@ -215,3 +215,12 @@ def test_post_sends_params_as_json_body(api) -> None:
         _source(f"{api.url}/search", method="POST", params={"q": "mug"}, records_path="items")
     )
     assert unit.rows == 1 and api.requests[0].method == "POST"
+
+
+def test_secret_query_parameter_is_masked_in_errors(api) -> None:
+    api.handler = lambda req: api.Reply(404, {"error": "nope"})
+    with pytest.raises(SourceError) as err:
+        _land(_source(f"{api.url}/v1/orders?api_key=k-123-secret", params={"page": 1}))
+    assert api.requests[0].params["api_key"] == "k-123-secret"  # still sent to the server
+    assert "k-123-secret" not in str(err.value)
+    assert "api_key=***" in str(err.value) and "page=1" in str(err.value)

@@ -101,6 +101,18 @@ def test_default_reference_date_is_day_after_last_order() -> None:
     pd.testing.assert_frame_equal(default, rfm_table(lines, REF))
 
 
+def test_explicit_reference_date_ignores_later_lines() -> None:
+    lines = hand_lines()
+    as_of = date(2023, 12, 31)
+    earlier = lines[lines["order_date"] < pd.Timestamp(as_of)]
+    result = rfm_table(lines, as_of)
+    pd.testing.assert_frame_equal(result, rfm_table(earlier, as_of))
+    assert (result["recency_days"] >= 1).all()
+    # c05's only order is on 2023-12-31 itself: not yet visible
+    assert "c05" not in set(result["customer_id"])
+    _assert_same(result, _run_sql(lines, reference_date=as_of, source_col=None))
+
+
 def test_output_columns() -> None:
     assert list(rfm_table(hand_lines()).columns) == list(RFM_COLUMNS)
 
