@@ -18,6 +18,7 @@ and the text before any data moves.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,12 +39,14 @@ from retailhub.config.quality import (
 )
 from retailhub.errors import ConfigError
 from retailhub.quality.checks import (
+    SAMPLE_SIZE,
     Check,
     ColumnFreshnessCheck,
     CompletenessCheck,
     FileFreshnessCheck,
     RowCheck,
     RuleInfo,
+    SampleSpec,
     TypeErrorChecks,
     VolumeCheck,
     accepted_values_check,
@@ -87,11 +90,12 @@ class CompiledQuality:
     # -- the one scan -------------------------------------------------------------------------
     def scan_select(self, staged: str) -> str:
         """SELECT producing staged columns + rule flags + quarantine flag + ``reasons``."""
+        ctes = [c for check in self.row_checks for c in check.ctes]
         base_items = ["__rh_s.*"] + [i for c in self.row_checks for i in c.base_items]
         joins = [j for c in self.row_checks for j in c.joins]
         windows = [w for c in self.row_checks for w in c.windows]
         flags = [f"{c.fails} AS {c.flag}" for c in self.row_checks]
-        kept = [i for c in self.row_checks for i in c.kept_items]
+        kept = [i for c in self.checks for i in c.scan_items()]
         quarantine = " OR ".join(
             [f"len(coalesce({TYPE_ERRORS}, [])) > 0"]
             + [c.flag for c in self.row_checks if c.quarantines]
@@ -117,11 +121,15 @@ class CompiledQuality:
         join_clause = "".join(f"\n  {j}" for j in joins)
         flagged = ", ".join(["*", *flags])
         kept_sql = ", ".join(["*", *kept, f"({quarantine}) AS {QUARANTINE_FLAG}"])
+        steps = [
+            *ctes,
+            f"__rh_base AS (\n  SELECT {', '.join(base_items)}\n  FROM {staged} AS __rh_s"
+            f"{join_clause}{window_clause}\n)",
+            f"__rh_flagged AS (SELECT {flagged} FROM __rh_base)",
+            f"__rh_kept AS (SELECT {kept_sql} FROM __rh_flagged)",
+        ]
         return (
-            f"WITH __rh_base AS (\n  SELECT {', '.join(base_items)}\n  FROM {staged} AS __rh_s"
-            f"{join_clause}{window_clause}\n),\n"
-            f"__rh_flagged AS (SELECT {flagged} FROM __rh_base),\n"
-            f"__rh_kept AS (SELECT {kept_sql} FROM __rh_flagged)\n"
+            "WITH " + ",\n".join(steps) + "\n"
             f"SELECT {', '.join(out_columns)},\n  {reasons} AS reasons\nFROM __rh_kept"
         )
 
@@ -136,6 +144,30 @@ class CompiledQuality:
         ]
         items += [item for check in self.checks for item in check.aggregates()]
         return "SELECT\n  " + ",\n  ".join(items) + f"\nFROM {checked}"
+
+    # -- the samples -----------------------------------------------------------------------
+    @property
+    def sample_specs(self) -> list[SampleSpec]:
+        return [spec for check in self.checks for spec in check.sample_specs()]
+
+    def samples_sql(self, checked: str, keys: set[str] | None = None) -> str | None:
+        """One UNION ALL of the first failing rows per check (only ``keys``, if given).
+
+        Values travel as JSON text so checks with different columns fit one result.
+        """
+        parts = []
+        for spec in self.sample_specs:
+            if keys is not None and spec.key not in keys:
+                continue
+            values = ", ".join(f"{ident(c)} := {ident(c)}" for c in spec.columns)
+            values_sql = f"to_json(struct_pack({values}))" if values else "'{}'"
+            parts.append(
+                f"(SELECT {literal(spec.key)} AS key, _source_file AS file, _line AS line, "
+                f"{spec.reason} AS reason, CAST({values_sql} AS VARCHAR) AS values_json "
+                f"FROM {checked} WHERE {spec.condition} "
+                f"ORDER BY _source_file, _line LIMIT {SAMPLE_SIZE})"
+            )
+        return "\nUNION ALL\n".join(parts) if parts else None
 
     # -- the split ----------------------------------------------------------------------------
     @property
@@ -174,6 +206,7 @@ def compile_quality(
     *,
     references: Mapping[str, Reference],
     staged: str,
+    has_rowid: bool = True,
 ) -> CompiledQuality:
     """Parse every rule of ``dataset`` once into checks; raise ConfigError on a wrong column.
 
@@ -217,7 +250,9 @@ def compile_quality(
             star = rule.columns == "*"
             keys = columns if star else [need(name, c) for c in rule.columns]
             info.column = None if star else ", ".join(keys)
-            check = uniqueness_check(info, index, keys, star, where, schema)
+            check = uniqueness_check(
+                info, index, keys, star, where, schema, staged=staged, has_rowid=has_rowid
+            )
         elif isinstance(rule, ValidityRule):
             check = validity_check(info, index, rule.expression, where, schema)
         elif isinstance(rule, RangeRule):
@@ -349,11 +384,31 @@ def bind_rules(con: duckdb.DuckDBPyConnection, compiled: CompiledQuality, staged
             con.execute(f"SELECT regexp_matches('', {literal(pattern)})").fetchall()
         except duckdb.Error as exc:
             raise _fail(dataset, name, f"pattern {pattern!r} is not valid RE2: {exc}") from None
-    scan = compiled.scan_select(staged)
     try:
-        describe(con, compiled.aggregate_sql(f"({scan})"))
+        checked_schema = describe(con, compiled.scan_select(staged))
     except duckdb.Error as exc:
         raise _fail(dataset, None, f"the quality rules do not bind together: {exc}") from None
+    # Bind the later statements against an empty table shaped like the scan's output.
+    probe = f"__rh_probe_{uuid.uuid4().hex[:12]}"
+    body = ", ".join(f"{ident(n)} {t}" for n, t in checked_schema)
+    con.execute(f"CREATE TEMP TABLE {probe} ({body})")
+    try:
+        for sql in (compiled.aggregate_sql(probe), compiled.samples_sql(probe)):
+            if sql:
+                describe(con, sql)
+    except duckdb.Error as exc:
+        raise _fail(dataset, None, f"the quality rules do not bind together: {exc}") from None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {probe}")
+
+
+def has_rowid(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """Whether ``relation`` is a table with DuckDB's ``rowid`` (views have none)."""
+    try:
+        describe(con, f"SELECT rowid FROM {relation}")
+    except duckdb.Error:
+        return False
+    return True
 
 
 def validate_rules(

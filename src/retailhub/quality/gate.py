@@ -4,8 +4,10 @@ Statements executed, in order (the one-scan design; see :mod:`retailhub.quality.
 
 1. ``DESCRIBE`` of the staged table and of each referenced relation (metadata only);
 2. binding checks (``DESCRIBE`` of every rule's SQL: plans, reads no row);
-3. ``CREATE TEMP TABLE checked AS ...``: the only scan of the staged table;
-4. one aggregate ``SELECT`` over ``checked``;
+3. ``CREATE TEMP TABLE checked AS ...``: the one statement that evaluates every rule on the
+   staged table (uniqueness also hashes its key columns there, see ``checks.row``);
+4. one aggregate ``SELECT`` over ``checked``, then one ``SELECT`` of the samples (first 5 failing
+   rows of each failing rule; skipped when nothing failed);
 5. ``CREATE OR REPLACE TABLE accepted ...`` and ``... quarantine ...`` from ``checked``;
 6. three ``count(*)`` for the accounting invariant, then ``DROP`` of ``checked``.
 
@@ -15,11 +17,13 @@ The gate never raises on a failed rule: it reports. The pipeline decides what bl
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
@@ -27,9 +31,11 @@ from retailhub.config.quality import DatasetQualityConfig
 from retailhub.errors import AccountingError, QualityGateFailed
 from retailhub.quality.checks import Env
 from retailhub.quality.compiler import (
+    CompiledQuality,
     Reference,
     bind_rules,
     compile_quality,
+    has_rowid,
     relation_schema,
 )
 from retailhub.quality.results import QualityOutcome, RuleResult
@@ -85,13 +91,21 @@ def run_quality(
         for name, relation in ctx.reference_tables.items()
         if _referenced(rules, name)
     }
-    compiled = compile_quality(dataset, rules, schema, references=references, staged=staged_table)
+    compiled = compile_quality(
+        dataset,
+        rules,
+        schema,
+        references=references,
+        staged=staged_table,
+        has_rowid=has_rowid(con, staged_table),
+    )
     bind_rules(con, compiled, staged_table)
 
     checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"
     try:
         con.execute(compiled.scan_sql(staged_table, checked))
         agg = _fetch_dict(con, compiled.aggregate_sql(checked))
+        samples = _fetch_samples(con, compiled, checked, agg)
         con.execute(compiled.accepted_sql(checked, accepted_table))
         con.execute(
             compiled.quarantine_sql(checked, quarantine_table, ctx.run_id, _naive_utc(ctx.now))
@@ -119,7 +133,7 @@ def run_quality(
         file_times=ctx.file_times,
         previous_rows=ctx.previous_rows,
     )
-    results = [r for check in compiled.checks for r in check.results(agg, env)]
+    results = [r for check in compiled.checks for r in check.results(agg, samples, env)]
     outcome = QualityOutcome(
         dataset=dataset,
         input_rows=input_rows,
@@ -166,6 +180,24 @@ def _fetch_dict(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, object]:
     names = rel.columns
     row = rel.fetchall()[0]
     return dict(zip(names, row, strict=True))
+
+
+def _fetch_samples(
+    con: duckdb.DuckDBPyConnection,
+    compiled: CompiledQuality,
+    checked: str,
+    agg: dict[str, object],
+) -> dict[str, list[dict[str, Any]]]:
+    """First failing rows of every check that failed at all, in one statement."""
+    failing = {spec.key for spec in compiled.sample_specs if agg.get(f"{spec.key}_fail")}
+    sql = compiled.samples_sql(checked, failing) if failing else None
+    out: dict[str, list[dict[str, Any]]] = {}
+    if sql is None:
+        return out
+    for key, file, line, reason, values in con.execute(sql).fetchall():
+        entry = {"file": file, "line": line, "reason": reason, "values": json.loads(values)}
+        out.setdefault(key, []).append(entry)
+    return out
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -126,13 +126,15 @@ class CsvSource:
 
     def _quote_byte(self) -> bytes | None:
         """The quote as one byte if the encoding is ASCII-compatible (parity check), else None."""
+        codec = "utf-8" if self._codec in _UTF8_NAMES else self._codec  # utf-8-sig adds a BOM
         try:
-            probe = _ASCII_COMPATIBLE_PROBE.encode(self._codec)
+            probe = _ASCII_COMPATIBLE_PROBE.encode(codec)
+            quote = self.config.quote.encode(codec)
         except UnicodeError:
             return None
-        if probe != _ASCII_COMPATIBLE_PROBE.encode("ascii"):
+        if probe != _ASCII_COMPATIBLE_PROBE.encode("ascii") or len(quote) != 1:
             return None  # e.g. UTF-16: a quote is two bytes, counting single bytes is meaningless
-        return self.config.quote.encode(self._codec)
+        return quote
 
     def _peek_header(self, path: Path, unit: InputUnit) -> list[str]:
         """The first record's field names, decoded like the reader will (BOM stripped)."""

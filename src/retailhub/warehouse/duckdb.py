@@ -54,8 +54,7 @@ class DuckDBWarehouse(Warehouse):
                 f"warehouse file {path} does not exist yet: run 'retailhub run' first",
                 path=str(path),
             )
-        # DuckDB's own progress bar writes to stdout; progress is the console's job.
-        config: dict[str, Any] = {"enable_progress_bar": False}
+        config: dict[str, Any] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
@@ -66,6 +65,8 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseUnavailable(_lock_message(target, exc), path=target) from None
         except duckdb.Error as exc:
             raise WarehouseUnavailable(f"cannot open warehouse {target}: {exc}", path=target) from None
+        # DuckDB's own progress bar writes to stdout; progress is the console's job.
+        self._con.execute("set enable_progress_bar = false")
         if not read_only:
             work = ":memory:" if work_db is None else str(work_db)
             if work_db is not None:

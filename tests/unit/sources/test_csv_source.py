@@ -110,12 +110,15 @@ def test_malformed_line_names_file_and_line(
     assert reason in str(err.value)
 
 
-def test_truncated_mid_quote_is_an_error(tmp_path, fixtures_dir, make_source, land_source) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+def test_truncated_mid_quote_is_an_error(
+    tmp_path, fixtures_dir, make_source, land_source, encoding
+) -> None:
     whole = (fixtures_dir / "bom_crlf_quoted.csv").read_bytes()
     cut = whole[: whole.index(b"Rounded Back") + 4]  # cut inside a quoted field
     _write(tmp_path / "cut.csv", cut)
     with pytest.raises(SourceError, match="line 3: unterminated quoted field"):
-        land_source(make_source(type="csv", path="cut.csv"))
+        land_source(make_source(type="csv", path="cut.csv", encoding=encoding))
 
 
 def test_truncated_mid_line_is_an_error(tmp_path, make_source, land_source) -> None:

@@ -54,9 +54,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             },
         )
     body = " union all by name ".join(f"({p})" for p in parts)
-    # A view: the cast happens inside the quality scan instead of in an extra full copy.
-    ctx.con.execute(f"drop table if exists {staged}")
-    ctx.con.execute(f"create or replace view {staged} as {body}")
+    ctx.con.execute(f"create or replace table {staged} as {body}")
 
     rules = ctx.settings.quality.for_dataset(dataset, layout_name)
     refs = {

@@ -1,0 +1,607 @@
+"""Stage-and-swap publishing into PostgreSQL.
+
+1. **Stage** — every table of the batch is bulk-loaded into the ``rh_staging`` schema on
+   several connections at once (binary COPY from Arrow, :mod:`pg_load`), then given its
+   primary key, indexes and foreign keys and analysed. None of this is visible to readers,
+   and none of it needs one transaction: a crash leaves only staging tables, which the next
+   publish drops.
+2. **Swap** — one short transaction makes the run visible:
+
+   * ``append`` to a table partitioned by ``_run_id`` (raw history, quarantine) attaches the
+     staged table as a new partition: metadata only, because a CHECK constraint proved the
+     partition bound while loading. A run can never attach its rows twice.
+   * ``append`` to another table inserts the staged rows (incremental facts).
+   * ``replace`` drops the old table and moves the staged one into place, carrying over the
+     old table's grants — unless other tables hold foreign keys to it (a dimension under an
+     incrementally loaded fact): then the staged rows are merged by primary key.
+   * ledger rows are COPYed in the same transaction.
+
+   The swap takes ACCESS EXCLUSIVE locks on replaced tables for milliseconds, under a
+   ``lock_timeout`` and retried, so a long analyst query delays a publish instead of queueing
+   every other reader behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from retailhub.errors import WarehouseError
+from retailhub.warehouse import audit
+from retailhub.warehouse.base import PublishBatch
+from retailhub.warehouse.keys import TableKeys
+from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob
+from retailhub.warehouse.pg_types import (
+    load_columns,
+    load_expr_for,
+    pg_type_of,
+    qualified,
+    quote_ident,
+)
+from retailhub.warehouse.postgres import STAGING_SCHEMA, copy_rows
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from retailhub.warehouse.postgres import PostgresWarehouse
+
+log = logging.getLogger(__name__)
+
+PARTITION_COLUMN = "_run_id"
+PARTITION_CHECK = "rh_partition_bound"
+SWAP_LOCK_TIMEOUT = "3s"
+SWAP_ATTEMPTS = 6
+INDEX_MEMORY = "256MB"
+_IDENT_MAX = 63
+
+
+@dataclass
+class TablePlan:
+    """How one target table of the batch is staged and swapped in."""
+
+    target: str
+    kind: str  # append | replace
+    relation: str
+    stage: str
+    strategy: str = ""  # partition | partition_new | insert | create | swap | merge
+    ddl_columns: list[str] = field(default_factory=list)
+    load_exprs: list[str] = field(default_factory=list)
+    column_names: list[str] = field(default_factory=list)
+    add_columns: list[tuple[str, str]] = field(default_factory=list)
+    drop_columns: list[str] = field(default_factory=list)
+    partition_value: str | None = None
+    primary_key: tuple[str, ...] = ()
+    rows: int = 0
+
+    @property
+    def schema(self) -> str:
+        return self.target.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.target.split(".", 1)[1]
+
+    @property
+    def staged(self) -> str:
+        return f"{quote_ident(STAGING_SCHEMA)}.{quote_ident(self.stage)}"
+
+
+class Publisher:
+    def __init__(self, wh: PostgresWarehouse, batch: PublishBatch) -> None:
+        self.wh = wh
+        self.batch = batch
+        self.conn = wh.connection
+        self.keys: dict[str, TableKeys] = wh.keys
+        self.plans: list[TablePlan] = []
+        self.merge_counts: dict[str, tuple[int, int, int]] = {}
+
+    # -- driver -------------------------------------------------------------------------------
+    def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._reset_staging()
+            self.plans = [*self._plan_replaces(), *self._plan_appends()]
+            self._create_staging()
+            self._load()
+            self._build_keys()
+            staged = time.perf_counter()
+            self._swap()
+            log.info(
+                "published %d tables to %s: staged in %.1fs, swapped in %.2fs",
+                len(self.plans) + len(self.batch.rows),
+                self.wh.display_url,
+                staged - started,
+                time.perf_counter() - staged,
+            )
+        except WarehouseError:
+            raise
+        except LoadFailed as exc:
+            raise self._fail(f"loading {exc.table} failed", exc.cause) from None
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise self._fail("publish failed", exc) from None
+            raise
+        finally:
+            self._drop_staging_tables(quiet=True)
+
+    def _fail(self, what: str, exc: BaseException) -> WarehouseError:
+        detail = " ".join(self.wh.target.scrub(exc).split())
+        return WarehouseError(
+            f"{what}; nothing was published and {self.wh.display_url} keeps its previous "
+            f"state: {detail}",
+            host=self.wh.target.host,
+        )
+
+    # -- staging area ----------------------------------------------------------------------------
+    def _reset_staging(self) -> None:
+        """Drop what an interrupted publish left behind (we hold the writer lock)."""
+        exists = self.conn.execute(
+            "select 1 from pg_namespace where nspname = %s", (STAGING_SCHEMA,)
+        ).fetchone()
+        if not exists:
+            self.conn.execute(f"create schema {quote_ident(STAGING_SCHEMA)}")
+        self._drop_staging_tables(quiet=False)
+
+    def _drop_staging_tables(self, *, quiet: bool) -> None:
+        try:
+            rows = self.conn.execute(
+                "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind in ('r', 'p') and not c.relispartition",
+                (STAGING_SCHEMA,),
+            ).fetchall()
+            if rows:
+                names = ", ".join(f"{quote_ident(STAGING_SCHEMA)}.{quote_ident(r[0])}" for r in rows)
+                self.conn.execute(f"drop table if exists {names} cascade")
+        except Exception:
+            if not quiet:
+                raise
+            log.debug("could not drop staging tables", exc_info=True)
+
+    # -- planning ---------------------------------------------------------------------------------
+    def _describe(self, relation: str) -> list[tuple[str, str]]:
+        cur = self.wh.compute.cursor()
+        try:
+            rows = cur.execute(f"describe select * from {relation}").fetchall()
+        finally:
+            cur.close()
+        return [(r[0], r[1]) for r in rows]
+
+    def _plan_replaces(self) -> list[TablePlan]:
+        targets = set(self.batch.replace)
+        plans = []
+        for target, relation in self.batch.replace.items():
+            plan = TablePlan(target, "replace", relation, _stage_name(target, "r"))
+            described = self._describe(relation)
+            existing = self.wh.columns(target)
+            referenced_by = self._referencing_tables(target) - targets if existing else set()
+            keys = self.keys.get(target, TableKeys())
+            plan.primary_key = keys.primary_key
+            if existing and referenced_by:
+                plan.strategy = "merge"
+                plan.primary_key = self._primary_key(target) or keys.primary_key
+                if not plan.primary_key:
+                    raise WarehouseError(
+                        f"{target} is referenced by foreign keys from "
+                        f"{', '.join(sorted(referenced_by))} but has no primary key to merge "
+                        "on; run with --full-refresh",
+                        table=target,
+                    )
+                self._plan_like_existing(plan, described, existing, allow_drop=True)
+            else:
+                plan.strategy = "swap"
+                cols = load_columns(described)
+                plan.ddl_columns = [c.ddl() for c in cols]
+                plan.load_exprs = [c.load_expr for c in cols]
+                plan.column_names = [c.name for c in cols]
+            plans.append(plan)
+        return plans
+
+    def _plan_appends(self) -> list[TablePlan]:
+        plans = []
+        for target, relation in self.batch.append.items():
+            plan = TablePlan(target, "append", relation, _stage_name(target, "a"))
+            described = self._describe(relation)
+            names = {n for n, _ in described}
+            existing = self.wh.columns(target)
+            value = self._single_run_id(relation) if PARTITION_COLUMN in names else None
+            if existing:
+                partitioned = self._partition_column(target) == PARTITION_COLUMN
+                self._plan_like_existing(plan, described, existing, allow_drop=False)
+                plan.strategy = "partition" if partitioned and value is not None else "insert"
+            else:
+                cols = load_columns(described)
+                plan.ddl_columns = [c.ddl() for c in cols]
+                plan.load_exprs = [c.load_expr for c in cols]
+                plan.column_names = [c.name for c in cols]
+                plan.strategy = "partition_new" if value is not None else "create"
+            if plan.strategy.startswith("partition"):
+                plan.partition_value = value
+            plans.append(plan)
+        return plans
+
+    def _plan_like_existing(
+        self,
+        plan: TablePlan,
+        described: list[tuple[str, str]],
+        existing: list[tuple[str, str]],
+        *,
+        allow_drop: bool,
+    ) -> None:
+        """Stage with the existing table's columns (plus new ones), so rows move as they are."""
+        duck = dict(described)
+        existing_names = {n for n, _ in existing}
+        for name, pg_type in existing:
+            if name not in duck and allow_drop:
+                plan.drop_columns.append(name)
+                continue
+            plan.ddl_columns.append(f"{quote_ident(name)} {pg_type}")
+            plan.load_exprs.append(load_expr_for(name, duck.get(name), pg_type))
+            plan.column_names.append(name)
+        for name, duck_type in described:
+            if name not in existing_names:
+                pg_type = pg_type_of(duck_type)
+                plan.add_columns.append((name, pg_type))
+                plan.ddl_columns.append(f"{quote_ident(name)} {pg_type}")
+                plan.load_exprs.append(load_columns([(name, duck_type)])[0].load_expr)
+                plan.column_names.append(name)
+
+    def _single_run_id(self, relation: str) -> str | None:
+        cur = self.wh.compute.cursor()
+        try:
+            row = cur.execute(
+                f"select count(distinct {PARTITION_COLUMN}), "
+                f"count(*) - count({PARTITION_COLUMN}), min({PARTITION_COLUMN}) from {relation}"
+            ).fetchall()[0]
+        finally:
+            cur.close()
+        distinct, nulls, value = row
+        return str(value) if distinct == 1 and nulls == 0 else None
+
+    def _referencing_tables(self, target: str) -> set[str]:
+        rows = self.conn.execute(
+            "select distinct n.nspname || '.' || c.relname from pg_constraint k "
+            "join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace "
+            "where k.contype = 'f' and k.confrelid = to_regclass(%s) and k.conrelid <> k.confrelid",
+            (qualified(target),),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _primary_key(self, target: str) -> tuple[str, ...]:
+        rows = self.conn.execute(
+            "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
+            "and a.attnum = any(i.indkey) where i.indrelid = to_regclass(%s) and i.indisprimary "
+            "order by array_position(i.indkey::int2[], a.attnum)",
+            (qualified(target),),
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def _partition_column(self, target: str) -> str | None:
+        row = self.conn.execute(
+            "select a.attname from pg_partitioned_table p join pg_attribute a "
+            "on a.attrelid = p.partrelid and a.attnum = p.partattrs[0] "
+            "where p.partrelid = to_regclass(%s) and p.partstrat = 'l' and p.partnatts = 1",
+            (qualified(target),),
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- stage ------------------------------------------------------------------------------------
+    def _create_staging(self) -> None:
+        for plan in self.plans:
+            columns = list(plan.ddl_columns)
+            if plan.partition_value is not None:
+                columns = [
+                    f"{c} not null" if c.startswith(quote_ident(PARTITION_COLUMN) + " ") else c
+                    for c in columns
+                ]
+                columns.append(
+                    f"constraint {PARTITION_CHECK} check ({quote_ident(PARTITION_COLUMN)} = "
+                    f"{_literal(plan.partition_value)})"
+                )
+            self.conn.execute(f"create table {plan.staged} ({', '.join(columns)})")
+
+    def _load(self) -> None:
+        jobs = [
+            LoadJob(
+                STAGING_SCHEMA,
+                plan.stage,
+                f"select {', '.join(plan.load_exprs)} from {plan.relation}",
+            )
+            for plan in self.plans
+        ]
+        with BulkLoader(
+            self.wh.compute,
+            lambda: self.wh.target.connect_adbc(application_name=self.wh.application_name),
+            workers=self.wh.load_workers,
+        ) as loader:
+            stats = loader.load(jobs)
+        for plan in self.plans:
+            plan.rows = stats[f"{STAGING_SCHEMA}.{plan.stage}"].rows
+
+    def _build_keys(self) -> None:
+        """Primary keys, then indexes, foreign keys and statistics, on several connections."""
+        swapped = {p.target: p for p in self.plans if p.strategy == "swap"}
+        pks, second = [], []
+        names = _index_name
+        for plan in swapped.values():
+            keys = self.keys.get(plan.target, TableKeys())
+            cols = set(plan.column_names)
+            if plan.primary_key and set(plan.primary_key) <= cols:
+                pks.append(
+                    f"alter table {plan.staged} add constraint "
+                    f"{quote_ident(names(plan.name, 'pkey'))} primary key "
+                    f"({', '.join(quote_ident(c) for c in plan.primary_key)})"
+                )
+            for index in keys.indexes:
+                if set(index.columns) <= cols and index.columns != plan.primary_key:
+                    second.append(
+                        f"create index {quote_ident(names(plan.name, '_'.join(index.columns) + '_idx'))} "
+                        f"on {plan.staged} using {index.method} "
+                        f"({', '.join(quote_ident(c) for c in index.columns)})"
+                    )
+        for plan in self.plans:
+            if plan.strategy != "merge":
+                second.append(f"analyze {plan.staged}")
+        fks = []
+        for plan in swapped.values():
+            for fk in self.keys.get(plan.target, TableKeys()).foreign_keys:
+                ref = self._fk_target(fk.ref_table, swapped)
+                if ref is None or not set(fk.columns) <= set(plan.column_names):
+                    log.debug("no foreign key %s -> %s: target missing", plan.target, fk.ref_table)
+                    continue
+                fks.append(
+                    f"alter table {plan.staged} add constraint "
+                    f"{quote_ident(_ident(plan.name + '_' + '_'.join(fk.columns) + '_fkey'))} "
+                    f"foreign key ({', '.join(quote_ident(c) for c in fk.columns)}) references "
+                    f"{ref} ({', '.join(quote_ident(c) for c in fk.ref_columns)}) not valid"
+                )
+        for phase in (pks, second, fks):
+            self._run_parallel(phase)
+
+    def _fk_target(self, ref_table: str, swapped: dict[str, TablePlan]) -> str | None:
+        if ref_table in swapped:
+            plan = swapped[ref_table]
+            return plan.staged if plan.primary_key else None
+        if self.wh.table_exists(ref_table) and self._primary_key(ref_table):
+            return qualified(ref_table)
+        return None
+
+    def _run_parallel(self, statements: list[str]) -> None:
+        if not statements:
+            return
+        work: queue.Queue[str] = queue.Queue()
+        for s in statements:
+            work.put(s)
+        n = min(self.wh.load_workers, len(statements))
+
+        def worker() -> None:
+            conn = self.wh.target.connect(application_name=self.wh.application_name)
+            try:
+                conn.execute(f"set maintenance_work_mem = '{INDEX_MEMORY}'")
+                while True:
+                    try:
+                        statement = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    conn.execute(statement)
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rh-keys") as pool:
+            futures = [pool.submit(worker) for _ in range(n)]
+        for f in futures:
+            f.result()
+
+    # -- swap -----------------------------------------------------------------------------------
+    def _swap(self) -> None:
+        import psycopg
+
+        policy = self._grant_policy()
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(f"set local lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                    self._swap_once(policy)
+                return
+            except psycopg.errors.LockNotAvailable:
+                if attempt == SWAP_ATTEMPTS:
+                    raise WarehouseError(
+                        f"publish to {self.wh.display_url} gave up after {attempt} attempts: "
+                        "readers held the tables it replaces; nothing was published",
+                    ) from None
+                log.info("swap waited for readers; retrying (attempt %d)", attempt)
+                time.sleep(min(2.0, 0.25 * 2**attempt))
+
+    def _swap_once(self, policy: dict[str, list[str]]) -> None:
+        ex = self.conn.execute
+        # Dimensions before facts: new fact rows must find their (merged) dimension rows.
+        replaces = [p for p in self.plans if p.kind == "replace"]
+        swaps = [p for p in replaces if p.strategy == "swap"]
+        acls = {p.target: self._acl(p.target) for p in swaps}
+        existing = [p.target for p in swaps if acls[p.target] is not None]
+        if existing:
+            ex(f"drop table {', '.join(qualified(t) for t in existing)}")
+        for plan in swaps:
+            self._move_into_place(plan)
+            grants = acls[plan.target] if acls[plan.target] is not None else policy.get(plan.schema, [])
+            self._grant(plan.target, grants)
+            self._after(plan.target)
+        for plan in replaces:
+            if plan.strategy == "merge":
+                self._merge(plan)
+                self._after(plan.target)
+        for plan in self.plans:
+            if plan.kind == "append":
+                self._append(plan, policy)
+                self._after(plan.target)
+        for table, records in self.batch.rows.items():
+            if records:
+                copy_rows(self.conn, table, self._with_merge_audit(table, records))
+                self._after(table)
+
+    def _move_into_place(self, plan: TablePlan) -> None:
+        ex = self.conn.execute
+        ex(f"alter table {plan.staged} set schema {quote_ident(plan.schema)}")
+        ex(
+            f"alter table {quote_ident(plan.schema)}.{quote_ident(plan.stage)} "
+            f"rename to {quote_ident(plan.name)}"
+        )
+
+    def _append(self, plan: TablePlan, policy: dict[str, list[str]]) -> None:
+        ex = self.conn.execute
+        target = qualified(plan.target)
+        if plan.strategy in ("create", "partition_new"):
+            if plan.strategy == "create":
+                self._move_into_place(plan)
+            else:
+                ex(
+                    f"create table {target} (like {plan.staged}) "
+                    f"partition by list ({quote_ident(PARTITION_COLUMN)})"
+                )
+                self._attach(plan)
+            self._grant(plan.target, policy.get(plan.schema, []))
+            return
+        for name, pg_type in plan.add_columns:
+            ex(f"alter table {target} add column {quote_ident(name)} {pg_type}")
+        if plan.strategy == "partition":
+            self._attach(plan)
+        else:
+            cols = ", ".join(quote_ident(c) for c in plan.column_names)
+            ex(f"insert into {target} ({cols}) select {cols} from {plan.staged}")
+
+    def _attach(self, plan: TablePlan) -> None:
+        ex = self.conn.execute
+        part = _ident(f"{plan.name}__{re.sub(r'[^a-z0-9]+', '_', str(plan.partition_value).lower())}")
+        ex(f"alter table {plan.staged} rename to {quote_ident(part)}")
+        ex(f"alter table {quote_ident(STAGING_SCHEMA)}.{quote_ident(part)} set schema {quote_ident(plan.schema)}")
+        partition = f"{quote_ident(plan.schema)}.{quote_ident(part)}"
+        ex(
+            f"alter table {qualified(plan.target)} attach partition {partition} "
+            f"for values in ({_literal(str(plan.partition_value))})"
+        )
+        ex(f"alter table {partition} drop constraint {PARTITION_CHECK}")
+
+    def _merge(self, plan: TablePlan) -> None:
+        ex = self.conn.execute
+        target = qualified(plan.target)
+        for name in plan.drop_columns:
+            ex(f"alter table {target} drop column {quote_ident(name)}")
+        for name, pg_type in plan.add_columns:
+            ex(f"alter table {target} add column {quote_ident(name)} {pg_type}")
+        cols = [quote_ident(c) for c in plan.column_names]
+        pk = [quote_ident(c) for c in plan.primary_key]
+        others = [c for c in cols if c not in pk]
+        update = (
+            f"do update set {', '.join(f'{c} = excluded.{c}' for c in others)} "
+            f"where ({', '.join(f't.{c}' for c in others)}) is distinct from "
+            f"({', '.join(f'excluded.{c}' for c in others)})"
+            if others
+            else "do nothing"
+        )
+        if len(others) == 1:  # a one-element row constructor needs the ROW keyword
+            update = update.replace(f"where (t.{others[0]})", f"where row(t.{others[0]})").replace(
+                f"(excluded.{others[0]})", f"row(excluded.{others[0]})"
+            )
+        row = ex(
+            f"with m as (insert into {target} as t ({', '.join(cols)}) "
+            f"select {', '.join(cols)} from {plan.staged} on conflict ({', '.join(pk)}) {update} "
+            "returning (xmax = 0) as inserted) "
+            "select count(*) filter (where inserted), count(*) filter (where not inserted) from m"
+        ).fetchone()
+        inserted, updated = (int(row[0]), int(row[1])) if row else (0, 0)
+        match = " and ".join(f"s.{c} = d.{c}" for c in pk)
+        deleted = ex(
+            f"delete from {target} d where not exists (select 1 from {plan.staged} s where {match})"
+        ).rowcount
+        self.merge_counts[plan.target] = (inserted, updated, max(deleted, 0))
+
+    def _with_merge_audit(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Audit rows for what only the merge knows: members updated, inserted, deleted."""
+        if table != audit.AUDIT_TABLE or not self.merge_counts:
+            return records
+        role = records[0].get("db_role") if records else None
+        run_id = records[0].get("run_id") if records else None
+        extra = []
+        for target, (inserted, updated, deleted) in self.merge_counts.items():
+            extra.append(
+                audit.entry(
+                    "upsert", target, inserted + updated, role=role, run_id=run_id,
+                    detail=f"{inserted} inserted, {updated} updated by primary key",
+                )
+            )
+            if deleted:
+                extra.append(
+                    audit.entry("delete", target, deleted, role=role, run_id=run_id,
+                                detail="members absent from the new build")
+                )
+        return [*records, *extra]
+
+    # -- privileges -------------------------------------------------------------------------------
+    def _acl(self, target: str) -> list[str] | None:
+        """GRANT clauses reproducing ``target``'s privileges (None if it does not exist)."""
+        row = self.conn.execute(
+            "select c.oid, c.relowner from pg_class c where c.oid = to_regclass(%s)",
+            (qualified(target),),
+        ).fetchone()
+        if row is None:
+            return None
+        oid, owner = row
+        rows = self.conn.execute(
+            "select case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end, "
+            "a.privilege_type from pg_class c, aclexplode(c.relacl) a "
+            "left join pg_roles r on r.oid = a.grantee "
+            "where c.oid = %s and a.grantee <> %s",
+            (oid, owner),
+        ).fetchall()
+        return [f"{priv} to {grantee}" for grantee, priv in rows]
+
+    def _grant_policy(self) -> dict[str, list[str]]:
+        """Schema -> GRANT clauses for tables new to the warehouse (from ``warehouse init``)."""
+        from retailhub.warehouse.pg_roles import grants_for_new_tables
+
+        return grants_for_new_tables(self.conn)
+
+    def _grant(self, target: str, grants: list[str]) -> None:
+        for clause in grants:
+            priv, _, grantee = clause.partition(" to ")
+            self.conn.execute(f"grant {priv} on {qualified(target)} to {grantee}")
+
+    def _after(self, target: str) -> None:
+        if self.batch.after_table is not None:
+            self.batch.after_table(target)
+
+
+def _stage_name(target: str, kind: str) -> str:
+    return _ident(f"{kind}__{target.replace('.', '__')}")
+
+
+def _ident(name: str) -> str:
+    """Fit ``name`` into PostgreSQL's 63-byte identifiers, keeping it unique with a hash."""
+    if len(name.encode()) <= _IDENT_MAX:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name.encode()[: _IDENT_MAX - 9].decode(errors="ignore") + "_" + digest
+
+
+def _index_name(table: str, suffix: str) -> str:
+    return _ident(f"{table}_{suffix}")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.Error) or type(exc).__module__.startswith(
+        ("adbc_driver", "duckdb", "_duckdb")
+    )
+
+
+__all__ = ["Publisher", "TablePlan"]
