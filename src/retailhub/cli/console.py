@@ -22,8 +22,15 @@ from retailhub.pipeline.context import ProgressSink
 from retailhub.pipeline.report import RunReport
 from retailhub.warehouse.base import QueryResult
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+def _console(stderr: bool = False) -> Console:
+    # Piped output (CI logs, `| less`) gets a wide fixed width so rule and table names are not
+    # cut to "online_re…"; a terminal keeps its own width.
+    probe = Console(stderr=stderr)
+    return Console(stderr=stderr, highlight=False, width=None if probe.is_terminal else 160)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

@@ -400,7 +400,7 @@ def decode_numeric(table: pa.Table) -> pa.Table:
     for field, column in zip(table.schema, table.columns, strict=True):
         meta = field.metadata or {}
         if meta.get(b"POSTGRESQL:type") == b"numeric" and isinstance(
-            field.type, pa.ExtensionType
+            field.type, pa.BaseExtensionType
         ):
             typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
             storage = pa.chunked_array(
