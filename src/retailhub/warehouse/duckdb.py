@@ -64,7 +64,9 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.IOException as exc:
             raise WarehouseUnavailable(_lock_message(target, exc), path=target) from None
         except duckdb.Error as exc:
-            raise WarehouseUnavailable(f"cannot open warehouse {target}: {exc}", path=target) from None
+            raise WarehouseUnavailable(
+                f"cannot open warehouse {target}: {exc}", path=target
+            ) from None
         # DuckDB's own progress bar writes to stdout; progress is the console's job.
         self._con.execute("set enable_progress_bar = false")
         if not read_only:

@@ -137,14 +137,24 @@ class PgTarget:
     def with_database(self, dbname: str) -> PgTarget:
         """The same server and credentials, another database (admin and test helpers)."""
         return PgTarget(
-            self.host, self.port, dbname, self.user, self.options, self.password,
+            self.host,
+            self.port,
+            dbname,
+            self.user,
+            self.options,
+            self.password,
             self.connect_timeout_s,
         )
 
     def with_user(self, user: str, password: str | None = None) -> PgTarget:
         """The same database as another role (tests connect as loader and analyst)."""
         return PgTarget(
-            self.host, self.port, self.dbname, user, self.options, password,
+            self.host,
+            self.port,
+            self.dbname,
+            user,
+            self.options,
+            password,
             self.connect_timeout_s,
         )
 
@@ -153,9 +163,8 @@ class PgTarget:
     def display_url(self) -> str:
         """The URL as a person may see it: never a secret (TLS file paths are not secrets)."""
         query = "&".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return (
-            f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
-            + (f"?{query}" if query else "")
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}" + (
+            f"?{query}" if query else ""
         )
 
     def scrub(self, text: object) -> str:

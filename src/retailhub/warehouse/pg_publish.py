@@ -156,7 +156,9 @@ class Publisher:
                 (STAGING_SCHEMA,),
             ).fetchall()
             if rows:
-                names = ", ".join(f"{quote_ident(STAGING_SCHEMA)}.{quote_ident(r[0])}" for r in rows)
+                names = ", ".join(
+                    f"{quote_ident(STAGING_SCHEMA)}.{quote_ident(r[0])}" for r in rows
+                )
                 self.conn.execute(f"drop table if exists {names} cascade")
         except Exception:
             if not quiet:
@@ -428,7 +430,9 @@ class Publisher:
             ex(f"drop table {', '.join(qualified(t) for t in existing)}")
         for plan in swaps:
             self._move_into_place(plan)
-            grants = acls[plan.target] if acls[plan.target] is not None else policy.get(plan.schema, [])
+            grants = (
+                acls[plan.target] if acls[plan.target] is not None else policy.get(plan.schema, [])
+            )
             self._grant(plan.target, grants)
             self._after(plan.target)
         for plan in replaces:
@@ -476,9 +480,13 @@ class Publisher:
 
     def _attach(self, plan: TablePlan) -> None:
         ex = self.conn.execute
-        part = _ident(f"{plan.name}__{re.sub(r'[^a-z0-9]+', '_', str(plan.partition_value).lower())}")
+        part = _ident(
+            f"{plan.name}__{re.sub(r'[^a-z0-9]+', '_', str(plan.partition_value).lower())}"
+        )
         ex(f"alter table {plan.staged} rename to {quote_ident(part)}")
-        ex(f"alter table {quote_ident(STAGING_SCHEMA)}.{quote_ident(part)} set schema {quote_ident(plan.schema)}")
+        ex(
+            f"alter table {quote_ident(STAGING_SCHEMA)}.{quote_ident(part)} set schema {quote_ident(plan.schema)}"
+        )
         partition = f"{quote_ident(plan.schema)}.{quote_ident(part)}"
         ex(
             f"alter table {qualified(plan.target)} attach partition {partition} "
@@ -530,14 +538,24 @@ class Publisher:
         for target, (inserted, updated, deleted) in self.merge_counts.items():
             extra.append(
                 audit.entry(
-                    "upsert", target, inserted + updated, role=role, run_id=run_id,
+                    "upsert",
+                    target,
+                    inserted + updated,
+                    role=role,
+                    run_id=run_id,
                     detail=f"{inserted} inserted, {updated} updated by primary key",
                 )
             )
             if deleted:
                 extra.append(
-                    audit.entry("delete", target, deleted, role=role, run_id=run_id,
-                                detail="members absent from the new build")
+                    audit.entry(
+                        "delete",
+                        target,
+                        deleted,
+                        role=role,
+                        run_id=run_id,
+                        detail="members absent from the new build",
+                    )
                 )
         return [*records, *extra]
 

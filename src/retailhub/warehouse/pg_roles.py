@@ -109,9 +109,7 @@ def grants_for_new_tables(conn: psycopg.Connection[Any]) -> dict[str, list[str]]
     rows = conn.execute(
         f"select role_name from {qualified(ROLES_TABLE)} where purpose = 'analyst'"
     ).fetchall()
-    return {
-        schema: [f"select to {quote_ident(r[0])}" for r in rows] for schema in ANALYST_SCHEMAS
-    }
+    return {schema: [f"select to {quote_ident(r[0])}" for r in rows] for schema in ANALYST_SCHEMAS}
 
 
 def is_superuser(conn: psycopg.Connection[Any]) -> bool:

@@ -254,7 +254,9 @@ class PostgresWarehouse(Warehouse):
             src = f"rh_hist_src_{id(reader)}"
             con.register(src, reader)
             try:
-                con.execute(f"create or replace table {rel} as select {duck_select(columns)} from {src}")
+                con.execute(
+                    f"create or replace table {rel} as select {duck_select(columns)} from {src}"
+                )
             finally:
                 con.unregister(src)
         except Exception as exc:  # noqa: BLE001

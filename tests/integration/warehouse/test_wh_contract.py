@@ -69,7 +69,7 @@ def test_publish_round_trip_keeps_values_and_types(open_warehouse) -> None:
     assert got[0][1] == Decimal("12.3456")
     assert got[1][2] == ""
     assert got[2][2] is None
-    assert got[3][2] == "quote ' \"dq\" ? % é ü 中"
+    assert got[3][2] == 'quote \' "dq" ? % é ü 中'
     assert list(got[3][3]) == ["a,b", 'c"d']
     assert list(got[1][3]) == []
 
@@ -130,7 +130,9 @@ def test_failed_publish_keeps_previous_state(open_warehouse) -> None:
             PublishBatch(
                 replace={"core.t1": v2, "core.t2": v2},
                 append={"raw.r": raw2},
-                rows={"meta.lineage": [{"run_id": "run-2", "source_table": "x", "target_table": "y"}]},
+                rows={
+                    "meta.lineage": [{"run_id": "run-2", "source_table": "x", "target_table": "y"}]
+                },
                 after_table=boom,
             )
         )
