@@ -10,6 +10,12 @@ stays fast — scipy, scikit-learn and statsmodels load inside the functions tha
 * :mod:`~retailhub.analytics.anomalies` — KPI anomalies, attribution, line outliers.
 * :mod:`~retailhub.analytics.insights` — ranked plain-language insights.
 * :mod:`~retailhub.analytics.products` — ABC classes and growth.
+* :mod:`~retailhub.analytics.model_checks` — insights about the models (churn vs recency,
+  forecast vs seasonal naive).
+
+The ``*_sql`` functions (``rfm_sql``, ``churn_features_sql``, ``churn_labels_sql``,
+``summary_sql``, ``transaction_outliers_sql``) return DuckDB SQL computing the same result as
+their pandas twins, so the pipeline can run them where the data is.
 
 Definitions and measured validation numbers: ``docs/analytics.md``.
 """

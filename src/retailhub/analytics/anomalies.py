@@ -31,6 +31,14 @@ MAD_TO_SD = 1.4826
 #: Mean absolute deviation -> standard deviation for normal data (fallback when MAD is 0).
 MEANAD_TO_SD = 1.2533
 
+#: Readable names of daily metrics in sentences (others: the column name, underscores as spaces).
+METRIC_LABELS: dict[str, str] = {
+    "avg_order_value": "average order value",
+    "aov": "average order value",
+}
+#: Metrics named by a plural noun ("Orders ... were").
+PLURAL_METRICS: frozenset[str] = frozenset({"orders", "customers", "units", "new_customers"})
+
 ANOMALY_COLUMNS: tuple[str, ...] = (
     "metric",
     "date",
@@ -233,9 +241,13 @@ def explain_anomaly(
     day = pd.Timestamp(anomaly_date).normalize()
     frame = breakdown[[date_col, dimension_col, value_col]].copy()
     frame[date_col] = pd.to_datetime(frame[date_col]).dt.normalize()
-    wide = frame.pivot_table(
-        index=date_col, columns=dimension_col, values=value_col, aggfunc="sum", fill_value=0.0
-    )
+    # Dates x members, summed, 0 where a member has no row on a date with data. Built with
+    # numpy rather than pivot_table (20x faster; the pipeline explains hundreds of days).
+    date_codes, dates = pd.factorize(frame[date_col], sort=True)
+    member_codes, members = pd.factorize(frame[dimension_col], sort=True)
+    matrix = np.zeros((len(dates), len(members)))
+    np.add.at(matrix, (date_codes, member_codes), frame[value_col].to_numpy(dtype=float))
+    wide = pd.DataFrame(matrix, index=pd.DatetimeIndex(dates), columns=members)
     if day not in wide.index:
         raise ValueError(f"no breakdown rows on {day.date()}")
     neighbours = [day + pd.Timedelta(days=7 * k) for k in range(-weeks, weeks + 1) if k != 0]
@@ -347,3 +359,183 @@ def transaction_outliers(
         return lines.iloc[0:0]
     out = pd.concat(results)
     return out.sort_values("robust_z", key=np.abs, ascending=False, kind="mergesort")
+
+
+def transaction_outliers_sql(
+    source: str,
+    *,
+    group_col: str = "product_id",
+    value_cols: Sequence[str] = ("quantity", "net_amount"),
+    keep_cols: Sequence[str] = (),
+    where: str | None = None,
+    threshold: float = 3.5,
+    min_group_size: int = 5,
+    min_scale: float | None = None,
+) -> str:
+    """DuckDB SQL computing :func:`transaction_outliers` (log scale) inside the engine.
+
+    Same rule: per ``group_col`` and value column, ``z = (ln v - median) / max(1.4826 * MAD,
+    min_scale)`` (1.2533 * mean absolute deviation when the MAD is 0), ``min_scale`` = ln 2 by
+    default, only ``v > 0`` scored, groups with fewer than ``min_group_size`` scored lines
+    skipped, ``|z| >= threshold`` flagged. A test requires the same flagged lines and scores as
+    the pandas function.
+
+    Why it is written this way: a product sells in a handful of distinct quantities (and
+    amounts), so the lines are first counted per (product, value) — one hash aggregation —
+    and the median, the MAD and the mean absolute deviation are computed exactly from those
+    weighted distinct values (the median is the mean of the values at positions
+    ``(n + 1) // 2`` and ``n // 2 + 1`` of the sorted lines). Only the flagged (product, value)
+    pairs are joined back to the lines. Three passes over millions of lines with ``median``
+    took 4x longer.
+
+    Returns ``keep_cols``, the group column, ``outlier_metric``, ``outlier_value``,
+    ``group_median`` (``exp`` of the median), ``group_lines`` and ``robust_z``, largest ``|z|``
+    first (ties by metric, group and the kept columns, so the order is deterministic).
+    """
+    if min_scale is None:
+        min_scale = float(np.log(2))
+
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    keep = "".join(f"l.{q(c)}, " for c in keep_cols)
+    lines_where = f"WHERE ({where})" if where else ""
+    parts = []
+    for col in value_cols:
+        parts.append(
+            f"""
+SELECT * FROM (
+    WITH lines AS (SELECT * FROM {source} {lines_where}),
+    vals AS (
+        SELECT {q(group_col)} AS grp, CAST({q(col)} AS DOUBLE) AS raw,
+               ln(CAST({q(col)} AS DOUBLE)) AS v, count(*) AS w
+        FROM lines WHERE {q(col)} > 0 AND {q(group_col)} IS NOT NULL
+        GROUP BY 1, 2
+    ),
+    ranked AS (
+        SELECT *, sum(w) OVER (PARTITION BY grp ORDER BY v ROWS UNBOUNDED PRECEDING) AS c,
+               sum(w) OVER (PARTITION BY grp) AS n
+        FROM vals
+    ),
+    centre AS (
+        SELECT grp, n,
+               (min(v) FILTER (WHERE c >= (n + 1) // 2) + min(v) FILTER (WHERE c >= n // 2 + 1))
+                   / 2 AS med
+        FROM ranked GROUP BY grp, n HAVING n >= {int(min_group_size)}
+    ),
+    deviations AS (
+        SELECT v.grp, v.raw, v.v, v.w, c.n, c.med, abs(v.v - c.med) AS d
+        FROM vals AS v JOIN centre AS c USING (grp)
+    ),
+    dranked AS (
+        SELECT *, sum(w) OVER (PARTITION BY grp ORDER BY d ROWS UNBOUNDED PRECEDING) AS c
+        FROM deviations
+    ),
+    spread AS (
+        SELECT grp,
+               (min(d) FILTER (WHERE c >= (n + 1) // 2) + min(d) FILTER (WHERE c >= n // 2 + 1))
+                   / 2 AS mad,
+               sum(w * d) / n AS meanad
+        FROM dranked GROUP BY grp, n
+    ),
+    scored AS (
+        SELECT d.grp, d.raw, d.n, d.med,
+               greatest(CASE WHEN s.mad > 0 THEN {MAD_TO_SD} * s.mad
+                             ELSE {MEANAD_TO_SD} * s.meanad END, {min_scale!r}) AS scale,
+               d.v
+        FROM deviations AS d JOIN spread AS s USING (grp)
+    ),
+    flagged AS (
+        SELECT grp, raw, n, med,
+               CASE WHEN scale > 0 THEN (v - med) / scale ELSE 0 END AS robust_z
+        FROM scored
+        WHERE abs(CASE WHEN scale > 0 THEN (v - med) / scale ELSE 0 END) >= {threshold!r}
+    )
+    SELECT {keep}f.grp AS {q(group_col)}, '{col}' AS outlier_metric, f.raw AS outlier_value,
+           exp(f.med) AS group_median, f.n AS group_lines, f.robust_z
+    FROM lines AS l
+    JOIN flagged AS f ON f.grp = l.{q(group_col)} AND f.raw = CAST(l.{q(col)} AS DOUBLE)
+)"""
+        )
+    order = ", ".join(["abs(robust_z) DESC", "outlier_metric", q(group_col), *map(q, keep_cols)])
+    return "\nUNION ALL\n".join(parts) + f"\nORDER BY {order}"
+
+
+def anomaly_sentence(
+    metric: str,
+    anomaly_date: date,
+    observed: float,
+    expected: float,
+    drivers: Sequence[tuple[str, str, float, float]] = (),
+    *,
+    currency: str = "",
+    money: bool = False,
+) -> str:
+    """One sentence for a KPI anomaly and its drivers in several dimensions.
+
+    ``drivers``: (dimension, member, deviation, share of the day's deviation) — typically the
+    top member of each dimension from :func:`explain_anomaly`; the share is printed as is
+    (the caller decides what it is a share of). Example: "Revenue on 2011-12-09
+    was 480% above expected (184,190 vs 31,731). Drivers: product PAPER CRAFT (23843) +168,470
+    (92% of the change); country United Kingdom +150,890 (99%)."
+    """
+    import pandas as pd
+
+    label = METRIC_LABELS.get(metric) or metric.replace("_", " ")
+    label = label[:1].upper() + label[1:]
+    verb = "were" if metric in PLURAL_METRICS else "was"
+    unit = currency if money else ""
+    day = pd.Timestamp(anomaly_date).date()
+    deviation = observed - expected
+    if expected:
+        where = "above" if deviation > 0 else "below"
+        head = (
+            f"{label} on {day} {verb} {abs(deviation) / abs(expected):.0%} {where} expected "
+            f"({unit}{_fmt_number(observed)} vs {unit}{_fmt_number(expected)})."
+        )
+    else:
+        head = f"{label} on {day} {verb} {unit}{_fmt_number(observed)} where 0 was expected."
+    parts = []
+    for i, (dimension, member, dev, share) in enumerate(drivers):
+        sign = "+" if dev >= 0 else "−"
+        share_text = ""
+        if share is not None and np.isfinite(share):
+            share_text = f" ({share:.0%}" + (" of the change)" if i == 0 else ")")
+        parts.append(f"{dimension} {member} {sign}{unit}{_fmt_number(abs(dev))}{share_text}")
+    return head + (" Drivers: " + "; ".join(parts) + "." if parts else "")
+
+
+def outlier_sentence(
+    metric: str,
+    value: float,
+    typical: float,
+    robust_z: float,
+    *,
+    order_id: str,
+    order_date: date,
+    product: str,
+    currency: str = "",
+) -> str:
+    """One sentence for a line flagged by :func:`transaction_outliers`.
+
+    Example: "Order 581483 on 2011-12-09: quantity 80,995 of PAPER CRAFT (23843) is 11,571 times
+    the product's typical 7 (robust z 21.0)." ``typical`` is the group median on the original
+    scale; amounts get the currency prefix.
+    """
+    import pandas as pd
+
+    unit = currency if metric in ("net_amount", "amount", "revenue") else ""
+    label = "amount" if unit or metric in ("net_amount", "amount") else metric.replace("_", " ")
+    ratio = value / typical if typical else float("nan")
+    if np.isfinite(ratio) and ratio >= 1:
+        relation = f"{_fmt_number(ratio)} times"
+    elif np.isfinite(ratio) and ratio > 0:
+        relation = f"1/{_fmt_number(1 / ratio)} of"
+    else:
+        relation = "far from"
+    day = pd.Timestamp(order_date).date()
+    return (
+        f"Order {order_id} on {day}: {label} {unit}{_fmt_number(value)} of {product} is "
+        f"{relation} the product's typical {unit}{_fmt_number(typical)} "
+        f"(robust z {robust_z:.1f})."
+    )

@@ -455,3 +455,164 @@ def time_split_evaluation(
     eval_cutoff = (pd.Timestamp(train_cutoff) + pd.Timedelta(days=horizon_days)).date()
     eval_features, eval_label = build_churn_dataset(lines, eval_cutoff, horizon_days, **columns)
     return model, evaluate_churn(model, eval_features, eval_label)
+
+
+# --------------------------------------------------------------------------------------------
+# The same features and labels as SQL (DuckDB), for the pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_lines(
+    source: str,
+    where: str | None,
+    customer_col: str,
+    order_col: str,
+    date_col: str,
+    amount_col: str,
+    source_col: str | None,
+    extra_condition: str | None = None,
+) -> tuple[str, str]:
+    """The normalised purchase-lines CTE body and the customer key list."""
+    src = f"{_q(source_col)} AS source_system, " if source_col else ""
+    keys = "source_system, customer_id" if source_col else "customer_id"
+    conditions = [f"({where})"] if where else []
+    if extra_condition:
+        conditions.append(extra_condition)
+    where_sql = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    body = (
+        f"SELECT {src}{_q(customer_col)} AS customer_id, {_q(order_col)} AS order_id, "
+        f"CAST({_q(date_col)} AS DATE) AS day, {_q(amount_col)} AS amount "
+        f"FROM {source} {where_sql}"
+    )
+    return body, keys
+
+
+def churn_features_sql(
+    source: str,
+    cutoff: date,
+    *,
+    where: str | None = None,
+    customer_col: str = "customer_id",
+    order_col: str = "order_id",
+    date_col: str = "order_date",
+    amount_col: str = "net_amount",
+    source_col: str | None = "source_system",
+    active_within_days: int | None = None,
+) -> str:
+    """DuckDB SQL computing :func:`churn_features` (without ``distinct_products``) in the engine.
+
+    Why: the pipeline scores every customer of a 10-million-line fact table; only the
+    one-row-per-customer result should reach pandas. ``source`` is a table, view or
+    parenthesised subquery of purchase lines (or of whole orders: one row per order gives the
+    same features), ``where`` an optional filter on it. The statement returns the key columns
+    (``source_system`` when ``source_col`` is given, ``customer_id``) then the feature columns in
+    :data:`FEATURE_COLUMNS` order, as DOUBLE, sorted by key — the same values as
+    :func:`churn_features` with ``product_col=None`` (a test requires it).
+    """
+    c = f"DATE '{cutoff.isoformat()}'"
+    body, keys = _sql_lines(
+        source,
+        where,
+        customer_col,
+        order_col,
+        date_col,
+        amount_col,
+        source_col,
+        f"CAST({_q(date_col)} AS DATE) < {c}",
+    )
+    active = f"WHERE recency_days <= {int(active_within_days)}" if active_within_days else ""
+    return f"""
+WITH lines AS ({body}),
+orders AS (
+    SELECT {keys}, order_id, min(day) AS day, sum(amount) AS amount,
+           date_diff('day', min(day), {c}) AS age
+    FROM lines GROUP BY {keys}, order_id
+),
+per_customer AS (
+    SELECT {keys},
+           min(day) AS first_day, max(day) AS last_day,
+           count(*) AS frequency,
+           CAST(sum(amount) AS DOUBLE) AS monetary,
+           count(*) FILTER (WHERE age <= 30) AS orders_last_30d,
+           count(*) FILTER (WHERE age <= 90) AS orders_last_90d,
+           count(*) FILTER (WHERE age > 90 AND age <= 180) AS orders_prev_90d,
+           CAST(coalesce(sum(amount) FILTER (WHERE age <= 90), 0) AS DOUBLE) AS revenue_last_90d
+    FROM orders GROUP BY {keys}
+),
+purchase_days AS (
+    SELECT {keys}, count(DISTINCT day) AS purchase_days FROM lines GROUP BY {keys}
+),
+features AS (
+    SELECT p.*, d.purchase_days,
+           CAST(date_diff('day', p.last_day, {c}) AS DOUBLE) AS recency_days,
+           CAST(date_diff('day', p.first_day, {c}) AS DOUBLE) AS tenure_days,
+           CASE WHEN d.purchase_days > 1
+                THEN CAST(date_diff('day', p.first_day, p.last_day) AS DOUBLE)
+                     / (d.purchase_days - 1)
+           END AS avg_days_between_purchases
+    FROM per_customer AS p JOIN purchase_days AS d USING ({keys})
+)
+SELECT {keys},
+       recency_days,
+       CAST(frequency AS DOUBLE) AS frequency,
+       monetary,
+       tenure_days,
+       monetary / frequency AS avg_order_value,
+       CAST(purchase_days AS DOUBLE) AS purchase_days,
+       CAST(avg_days_between_purchases AS DOUBLE) AS avg_days_between_purchases,
+       CAST(CASE WHEN avg_days_between_purchases > 0
+                 THEN recency_days / avg_days_between_purchases END AS DOUBLE)
+           AS recency_to_gap_ratio,
+       CAST(orders_last_30d AS DOUBLE) AS orders_last_30d,
+       CAST(orders_last_90d AS DOUBLE) AS orders_last_90d,
+       CAST(orders_prev_90d AS DOUBLE) AS orders_prev_90d,
+       revenue_last_90d,
+       CAST(CASE WHEN orders_last_90d + orders_prev_90d > 0
+                 THEN (orders_last_90d - orders_prev_90d)
+                      / (orders_last_90d + orders_prev_90d)
+                 ELSE 0 END AS DOUBLE) AS trend
+FROM features
+{active}
+ORDER BY {keys}
+""".strip()
+
+
+def churn_labels_sql(
+    source: str,
+    cutoff: date,
+    horizon_days: int = 90,
+    *,
+    where: str | None = None,
+    customer_col: str = "customer_id",
+    order_col: str = "order_id",
+    date_col: str = "order_date",
+    amount_col: str = "net_amount",
+    source_col: str | None = "source_system",
+) -> str:
+    """DuckDB SQL for the label of :func:`build_churn_dataset`: key columns and ``churned``.
+
+    One row per customer with a purchase line before ``cutoff``; ``churned`` = 1 when they have
+    no purchase line dated in ``[cutoff, cutoff + horizon_days)``. Unlike
+    :func:`build_churn_dataset` this does not check that the data covers the window: the caller
+    must (compare the last date of the data with ``cutoff + horizon_days - 1``).
+    """
+    c = f"DATE '{cutoff.isoformat()}'"
+    end = f"(DATE '{cutoff.isoformat()}' + INTERVAL {int(horizon_days)} DAY)"
+    body, keys = _sql_lines(
+        source, where, customer_col, order_col, date_col, amount_col, source_col
+    )
+    return f"""
+WITH lines AS ({body})
+SELECT {keys},
+       CAST(CASE WHEN count(*) FILTER (WHERE day >= {c} AND day < {end}) > 0
+                 THEN 0 ELSE 1 END AS BIGINT) AS churned
+FROM lines
+WHERE day < {end}
+GROUP BY {keys}
+HAVING count(*) FILTER (WHERE day < {c}) > 0
+ORDER BY {keys}
+""".strip()

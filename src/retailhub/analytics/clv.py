@@ -159,11 +159,17 @@ def _maximise(
         return value if np.isfinite(value) else 1e300
 
     first = minimize(safe, start, method="L-BFGS-B")
+    # The polish stops when the simplex spans less than 1e-8 in log-parameters and the
+    # log-likelihood varies by less than 1e-12 of its size. An absolute tolerance (tried first)
+    # never triggers on the flat ridges of large customer bases (|LL| ~ 1e5: the simplex keeps
+    # crawling along the ridge until the evaluation cap, 20 s for 9,000 customers), while the
+    # relative one moves the parameters by far less than the 0.5 % the CDNOW tests allow.
+    fatol = 1e-12 * max(1.0, abs(float(first.fun)))
     second = minimize(
         safe,
         first.x,
         method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 40_000},
+        options={"xatol": 1e-8, "fatol": fatol, "maxiter": 20_000, "maxfev": 40_000},
     )
     best = second if second.fun <= first.fun else first
     return np.asarray(best.x, dtype=float)
@@ -445,3 +451,64 @@ def summary_from_transactions(
     )
     out.index.name = customer_col
     return out
+
+
+def summary_sql(
+    source: str,
+    calibration_end: date,
+    freq: Literal["D", "W"] = "W",
+    *,
+    where: str | None = None,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    value_col: str = "net_amount",
+    source_col: str | None = "source_system",
+) -> str:
+    """DuckDB SQL computing :func:`summary_from_transactions` inside the engine.
+
+    Same conventions (calendar-day merging, ``frequency`` = purchase days - 1, ``recency`` and
+    ``T`` in days or fractional weeks, ``monetary_value`` = mean value of the repeat purchase
+    days, 0 without one) so the pipeline pulls one row per customer instead of every line.
+    ``source`` is a table, view or parenthesised subquery; ``where`` filters it. Returns the key
+    columns (``source_system`` when ``source_col`` is given, ``customer_id``), then
+    ``frequency``, ``recency``, ``T``, ``monetary_value``, ``first_purchase``,
+    ``last_purchase``, sorted by key. Values are summed in their own type (exact for DECIMAL).
+    """
+    if freq not in DAYS_PER_UNIT:
+        raise ValueError(f"freq must be one of {sorted(DAYS_PER_UNIT)}, got {freq!r}")
+    unit = DAYS_PER_UNIT[freq]
+    end = f"DATE '{calibration_end.isoformat()}'"
+
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    src = f"{q(source_col)} AS source_system, " if source_col else ""
+    keys = "source_system, customer_id" if source_col else "customer_id"
+    conditions = [f"CAST({q(date_col)} AS DATE) <= {end}"]
+    if where:
+        conditions.insert(0, f"({where})")
+    return f"""
+WITH lines AS (
+    SELECT {src}{q(customer_col)} AS customer_id, CAST({q(date_col)} AS DATE) AS day,
+           {q(value_col)} AS value
+    FROM {source}
+    WHERE {" AND ".join(conditions)}
+),
+daily AS (
+    SELECT {keys}, day, sum(value) AS value FROM lines GROUP BY {keys}, day
+),
+per_customer AS (
+    SELECT {keys}, count(*) AS n_days, min(day) AS first_purchase, max(day) AS last_purchase,
+           sum(value) AS total, arg_min(value, day) AS first_value
+    FROM daily GROUP BY {keys}
+)
+SELECT {keys},
+       CAST(n_days - 1 AS BIGINT) AS frequency,
+       date_diff('day', first_purchase, last_purchase) / {unit} AS recency,
+       date_diff('day', first_purchase, {end}) / {unit} AS T,
+       CASE WHEN n_days > 1 THEN CAST(total - first_value AS DOUBLE) / (n_days - 1)
+            ELSE 0.0 END AS monetary_value,
+       first_purchase, last_purchase
+FROM per_customer
+ORDER BY {keys}
+""".strip()

@@ -5,8 +5,12 @@ additive-error ETS models (``statsmodels`` ``ETSModel``) capture that with few p
 milliseconds, and give analytic prediction intervals. The model is chosen per series by AICc
 among a small candidate set, and falls back to simpler models when the history is too short for
 seasonality (fewer than two full years), so the caller always gets a forecast *and* the name of
-the model that produced it. Every forecast claim should be checked against the seasonal-naive
-baseline with :func:`backtest`; the docs report which one wins on the sample data.
+the model that produced it. Between one and two years of history (too short for seasonal ETS,
+long enough to see last year) a second family competes: ETS on the **year-over-year log growth**
+(``y[t] / y[t - m]``), which carries last year's seasonal shape forward and tracks how much the
+business grows; the better one-step in-sample fit wins. Every forecast claim should be checked
+against the seasonal-naive baseline with :func:`backtest`; the docs report which one wins on the
+sample data.
 
 ``statsmodels`` is imported inside the functions.
 """
@@ -27,6 +31,9 @@ Freq = Literal["W", "M"]
 
 #: Seasonal period (observations per year) per frequency.
 SEASONAL_PERIODS: dict[str, int] = {"W": 52, "M": 12}
+
+#: The year-over-year growth model needs at least this many growth ratios (n >= m + this).
+MIN_GROWTH_OBS = 6
 
 
 @dataclass
@@ -169,9 +176,12 @@ def forecast_revenue(
     intervals; 1-2 observations give the last value (naive) without intervals; otherwise additive
     ETS models fitted by maximum likelihood and chosen by AICc among ETS(A,N,N), ETS(A,Ad,N)
     (n >= 10) and, with at least two seasons + 2 observations (n >= 2m + 2, m = 52 weekly, 12
-    monthly), ETS(A,N,A), ETS(A,A,A), ETS(A,Ad,A) with heuristic initial states. Intervals are
-    the analytic ETS prediction intervals at each level. ``nonnegative`` clips forecasts and
-    bounds at 0 (revenue cannot be negative).
+    monthly), ETS(A,N,A), ETS(A,A,A), ETS(A,Ad,A) with heuristic initial states. With
+    ``m + MIN_GROWTH_OBS <= n < 2m + 2`` and positive revenue, the year-over-year growth model
+    (:func:`yoy_growth_forecast`) competes with the best non-seasonal ETS and replaces it when
+    its in-sample one-step mean absolute error is lower (both errors are in ``notes``).
+    Intervals are the analytic ETS prediction intervals at each level. ``nonnegative`` clips
+    forecasts and bounds at 0 (revenue cannot be negative).
     """
     import pandas as pd
 
@@ -201,7 +211,11 @@ def forecast_revenue(
             cols[f"upper_{_level_key(level)}"] = np.full(horizon, np.nan)
         model_name, aicc = "naive", float("nan")
     else:
-        model_name, aicc, cands, cols = _fit_best_ets(y, m, horizon, levels, notes)
+        model_name, aicc, cands, cols, one_step = _fit_best_ets(y, m, horizon, levels, notes)
+        if _growth_model_applies(y, m):
+            model_name, aicc, cols = _prefer_growth_model(
+                y, m, horizon, levels, notes, (model_name, aicc, cols, one_step)
+            )
 
     frame = pd.DataFrame(cols, index=index)
     frame.index.name = "date"
@@ -221,7 +235,8 @@ def forecast_revenue(
 
 def _fit_best_ets(
     y: np.ndarray, m: int, horizon: int, levels: list[float], notes: list[str]
-) -> tuple[str, float, dict[str, float], dict[str, np.ndarray]]:
+) -> tuple[str, float, dict[str, float], dict[str, np.ndarray], np.ndarray]:
+    """The AICc-best ETS candidate: name, AICc, all AICc, forecast columns, one-step fit."""
     import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
@@ -266,7 +281,90 @@ def _fit_best_ets(
             frame = prediction.summary_frame(alpha=1 - level)
             cols[f"lower_{_level_key(level)}"] = frame["pi_lower"].to_numpy(dtype=float)
             cols[f"upper_{_level_key(level)}"] = frame["pi_upper"].to_numpy(dtype=float)
-    return name, score, scores, cols
+    return name, score, scores, cols, np.asarray(fitted.fittedvalues, dtype=float)
+
+
+def _growth_model_applies(y: np.ndarray, m: int) -> bool:
+    """Between one season (+ a few growth ratios) and two seasons, with positive revenue."""
+    n = len(y)
+    return m + MIN_GROWTH_OBS <= n < 2 * m + 2 and bool(np.all(y > 0))
+
+
+def _fit_growth_ets(z: np.ndarray) -> Any:
+    import pandas as pd
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ETSModel(pd.Series(z), error="add", trend=None).fit(disp=False, maxiter=2000)
+
+
+def yoy_growth_forecast(
+    y: np.ndarray, m: int, horizon: int, levels: Sequence[float] = (0.8, 0.95)
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Forecast from last year's value times the smoothed year-over-year growth.
+
+    ``z[t] = ln y[t] - ln y[t - m]`` (the log growth versus the same period a year earlier) is
+    smoothed with ETS(A,N,N) (simple exponential smoothing, fitted by maximum likelihood), and
+    ``y_hat[n+h] = y[n+h - m k] * exp(k z_hat)`` with ``k = ceil(h / m)`` (last year's value
+    of the same period, grown by the expected growth). Why: with one to two years of history a
+    seasonal ETS cannot be estimated, a non-seasonal one ignores the Christmas peak, and plain
+    seasonal naive ignores growth; this model keeps the seasonal shape and the trend with two
+    parameters. It is SARIMA(0,1,1)(0,1,0)m on ``ln y`` in other words. Intervals: the ETS
+    intervals of ``z`` mapped through ``exp`` (exact for ``h <= m``; beyond one season the
+    growth uncertainty is scaled by ``k``, an approximation). Needs ``y > 0``.
+
+    Returns the forecast columns (``forecast``, ``lower_L``, ``upper_L``) and the in-sample
+    one-step predictions of ``y[m:]``.
+    """
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    if n < m + 2 or np.any(y <= 0):
+        raise ValueError("yoy_growth_forecast needs more than one season of positive values")
+    z = np.log(y[m:]) - np.log(y[:-m])
+    fitted = _fit_growth_ets(z)
+    one_step = y[:-m] * np.exp(np.asarray(fitted.fittedvalues, dtype=float))
+    h = np.arange(1, horizon + 1)
+    k = np.ceil(h / m).astype(int)
+    base = y[n - 1 + h - m * k]
+    prediction = fitted.get_prediction(start=len(z), end=len(z) + horizon - 1)
+    z_hat = np.asarray(prediction.predicted_mean, dtype=float)
+    cols: dict[str, np.ndarray] = {"forecast": base * np.exp(k * z_hat)}
+    for level in sorted(levels):
+        frame = prediction.summary_frame(alpha=1 - level)
+        lo = frame["pi_lower"].to_numpy(dtype=float)
+        hi = frame["pi_upper"].to_numpy(dtype=float)
+        cols[f"lower_{_level_key(level)}"] = base * np.exp(k * z_hat - k * (z_hat - lo))
+        cols[f"upper_{_level_key(level)}"] = base * np.exp(k * z_hat + k * (hi - z_hat))
+    return cols, one_step
+
+
+def _prefer_growth_model(
+    y: np.ndarray,
+    m: int,
+    horizon: int,
+    levels: list[float],
+    notes: list[str],
+    ets: tuple[str, float, dict[str, np.ndarray], np.ndarray],
+) -> tuple[str, float, dict[str, np.ndarray]]:
+    """Keep the non-seasonal ETS or switch to the growth model, by in-sample one-step MAE."""
+    name, aicc, cols, ets_one_step = ets
+    try:
+        growth_cols, one_step = yoy_growth_forecast(y, m, horizon, levels)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - defensive
+        notes.append(f"year-over-year growth model failed: {exc}")
+        return name, aicc, cols
+    actual = y[m:]
+    growth_mae = float(np.mean(np.abs(actual - one_step)))
+    ets_mae = float(np.mean(np.abs(actual - ets_one_step[m:])))
+    growth_name = f"ETS(A,N,N) on YoY log growth m={m}"
+    notes.append(
+        f"in-sample one-step MAE over periods {m + 1}..{len(y)}: {name} {ets_mae:,.4g}, "
+        f"{growth_name} {growth_mae:,.4g}"
+    )
+    if growth_mae < ets_mae:
+        return growth_name, float("nan"), growth_cols
+    return name, aicc, cols
 
 
 def seasonal_naive(y: np.ndarray, m: int, horizon: int) -> np.ndarray:
@@ -358,3 +456,24 @@ def backtest(series: pd.Series, freq: Freq, folds: int, horizon: int) -> Backtes
         winner=winner,
         models_used=used,
     )
+
+
+def backtest_folds(n: int, freq: Freq, horizon: int, max_folds: int = 4) -> int:
+    """How many rolling-origin folds of ``horizon`` periods a series of ``n`` periods allows.
+
+    Each fold must train on enough history for the model family the final forecast will use:
+    two seasons + 2 (seasonal ETS) if the series allows at least one such fold, else one season
+    + :data:`MIN_GROWTH_OBS` (the year-over-year growth model), else half the series. So the
+    backtest measures the same kind of model that is published. Returns 0 when even half the
+    series cannot hold one fold (the caller reports "too short to backtest").
+    """
+    if freq not in SEASONAL_PERIODS:
+        raise ValueError(f"freq must be 'W' or 'M', got {freq!r}")
+    if horizon < 1 or max_folds < 1:
+        raise ValueError("horizon and max_folds must be >= 1")
+    m = SEASONAL_PERIODS[freq]
+    for min_train in (2 * m + 2, m + MIN_GROWTH_OBS, max(3, n // 2)):
+        folds = min(max_folds, (n - min_train) // horizon)
+        if folds >= 1:
+            return folds
+    return 0

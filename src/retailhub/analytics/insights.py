@@ -87,6 +87,29 @@ class InsightContext:
     sales_filter: str = "NOT f.is_adjustment"
     quiet_days: int = 60
     max_per_kind: int = 3
+    #: Lines that make an order (and a customer) count, e.g. "NOT f.is_cancellation": orders
+    #: and customers are then counted over those lines only, revenue over ``sales_filter``.
+    order_filter: str | None = None
+    #: Purchase-line predicate for the RFM queries (default: ``FCT_SALES_PURCHASE_FILTER``).
+    rfm_where: str | None = None
+
+
+def _orders_sql(ctx: InsightContext) -> str:
+    if ctx.order_filter:
+        return f"count(DISTINCT f.order_id) FILTER (WHERE {ctx.order_filter})"
+    return "count(DISTINCT f.order_id)"
+
+
+def _metric_sql(ctx: InsightContext, metric: str) -> str:
+    """SQL for a daily metric, counting orders and customers as the marts do."""
+    orders = _orders_sql(ctx)
+    if metric == "orders":
+        return orders
+    if metric == "customers" and ctx.order_filter:
+        return f"count(DISTINCT f.customer_id) FILTER (WHERE {ctx.order_filter})"
+    if metric in ("aov", "avg_order_value"):
+        return f"sum(f.net_amount) / nullif({orders}, 0)"
+    return METRIC_SQL.get(metric, f"sum(f.{metric})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -184,7 +207,7 @@ def _month_query(ctx: InsightContext, months: list[Any], extra_select: str = "")
     month_list = ", ".join(_sql_date(m) for m in months)
     return (
         f"SELECT date_trunc('month', f.order_date) AS month, sum(f.net_amount) AS revenue, "
-        f"count(DISTINCT f.order_id) AS orders{extra_select} "
+        f"{_orders_sql(ctx)} AS orders{extra_select} "
         f"FROM {ctx.schema}.fct_sales AS f WHERE {ctx.sales_filter} "
         f"AND date_trunc('month', f.order_date) IN ({month_list}) GROUP BY 1 ORDER BY 1"
     )
@@ -279,7 +302,7 @@ def _kpi_insights(
                         _month_query(
                             ctx,
                             [prev.to_timestamp(), cur.to_timestamp()],
-                            ", sum(f.net_amount) / count(DISTINCT f.order_id) AS aov",
+                            f", sum(f.net_amount) / {_orders_sql(ctx)} AS aov",
                         ),
                         (aov - prev_aov) * orders,
                     )
@@ -485,7 +508,7 @@ def _product_insights(
 def _rfm_insights(ctx: InsightContext, rfm: pd.DataFrame) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from retailhub.analytics.rfm import SEGMENT_ACTIONS, rfm_sql
+    from retailhub.analytics.rfm import FCT_SALES_PURCHASE_FILTER, SEGMENT_ACTIONS, rfm_sql
 
     require_columns(
         rfm,
@@ -502,7 +525,9 @@ def _rfm_insights(ctx: InsightContext, rfm: pd.DataFrame) -> list[dict[str, Any]
     ref_date = None
     if "reference_date" in rfm.columns and pd.to_datetime(rfm["reference_date"]).nunique() == 1:
         ref_date = reference.date()
-    base = rfm_sql(f"{ctx.schema}.fct_sales", ref_date)
+    base = rfm_sql(
+        f"{ctx.schema}.fct_sales", ref_date, where=ctx.rfm_where or FCT_SALES_PURCHASE_FILTER
+    )
     out = []
 
     quiet = rfm[(rfm["segment"] == "Champions") & (rfm["recency_days"] >= ctx.quiet_days)]
@@ -573,27 +598,37 @@ def _anomaly_insights(
 
     require_columns(anomalies, ["metric", "date", "observed", "expected", "score"], "anomalies")
     out = []
+    from retailhub.analytics.anomalies import METRIC_LABELS, PLURAL_METRICS
+
+    explained = "explanation" in anomalies.columns
     for row in anomalies.itertuples(index=False):  # detected anomalies: a handful of rows
         day = pd.Timestamp(row.date)
         dev = float(row.observed) - float(row.expected)
-        label = str(row.metric).replace("_", " ")
+        label = METRIC_LABELS.get(str(row.metric)) or str(row.metric).replace("_", " ")
         label = label[:1].upper() + label[1:]
+        verb = "were" if row.metric in PLURAL_METRICS else "was"
+        unit = ctx.currency if row.metric in CURRENCY_METRICS | {"aov", "avg_order_value"} else ""
         if row.expected:
             rel = dev / abs(float(row.expected))
             text = (
-                f"{label} on {day.date()} was {_pct(rel)} {'above' if dev > 0 else 'below'} "
-                f"expected ({float(row.observed):,.0f} vs {float(row.expected):,.0f})."
+                f"{label} on {day.date()} {verb} {_pct(rel)} {'above' if dev > 0 else 'below'} "
+                f"expected ({unit}{float(row.observed):,.0f} vs {unit}{float(row.expected):,.0f})."
             )
         else:
             rel = float("nan")
-            text = f"{label} on {day.date()} was {float(row.observed):,.0f} where 0 was expected."
+            text = (
+                f"{label} on {day.date()} {verb} {unit}{float(row.observed):,.0f} where 0 was "
+                "expected."
+            )
+        if explained and isinstance(row.explanation, str) and row.explanation:
+            text = row.explanation  # the caller's sentence, e.g. with the day's drivers
         if row.metric in CURRENCY_METRICS:
             impact = dev
         elif daily_revenue is not None and np.isfinite(rel):
             impact = rel * daily_revenue
         else:
             impact = 0.0
-        expr = METRIC_SQL.get(str(row.metric), f"sum(f.{row.metric})")
+        expr = _metric_sql(ctx, str(row.metric))
         days = ", ".join(_sql_date(day + pd.Timedelta(days=7 * k)) for k in range(-4, 5))
         query = (
             f"SELECT f.order_date AS date, {expr} AS {row.metric} FROM {ctx.schema}.fct_sales "
@@ -662,6 +697,19 @@ def _forecast_insights(
                 )
                 impact = change
                 evidence.update(last_period=str(last_p), last_revenue=last)
+        # Same month a year earlier: for a seasonal business the news is the change against
+        # last year (January is always below December), so it sets the impact when known.
+        year_ago_p = first_date.to_period("M") - 12
+        year_ago = float(kpis.loc[months == year_ago_p, "revenue"].sum())
+        if (months == year_ago_p).any() and year_ago != 0:
+            change = value - year_ago
+            joiner = " and " if "last_period" in evidence else ", "
+            text += (
+                f"{joiner}{_pct(change / abs(year_ago))} {'above' if change > 0 else 'below'} "
+                f"{year_ago_p} ({_money(ctx, year_ago)})"
+            )
+            impact = change
+            evidence.update(year_ago_period=str(year_ago_p), year_ago_revenue=year_ago)
     text += f". Model: {forecast.model}."
     query = (
         "SELECT date_trunc('month', f.order_date) AS month, sum(f.net_amount) AS revenue "
@@ -711,6 +759,8 @@ def generate_insights(
     sales_filter: str = "NOT f.is_adjustment",
     quiet_days: int = 60,
     max_per_kind: int = 3,
+    order_filter: str | None = None,
+    rfm_where: str | None = None,
 ) -> pd.DataFrame:
     """Ranked insights from the marts' aggregates.
 
@@ -722,12 +772,16 @@ def generate_insights(
     * ``product_monthly``: month, product_id, revenue, [product_name].
     * ``rfm``: the output of :func:`retailhub.analytics.rfm.rfm_table`.
     * ``anomalies``: the output of :func:`retailhub.analytics.anomalies.detect_anomalies`
-      (filter to the recent days you want reported).
+      (filter to the recent days you want reported); an optional ``explanation`` column
+      (e.g. from :func:`~retailhub.analytics.anomalies.anomaly_sentence`) replaces the
+      generated sentence.
     * ``forecast``: a :class:`~retailhub.analytics.forecast.ForecastResult`.
 
     ``month`` selects the "current" month (default: the latest in each frame). ``sales_filter``
     is the predicate on ``fct_sales AS f`` used in the backing queries and must match how the
-    marts computed revenue.
+    marts computed revenue; ``order_filter`` (optional) restricts which of those lines count as
+    orders and customers (e.g. purchases, not cancellations); ``rfm_where`` is the purchase-line
+    predicate of the RFM queries (e.g. the default filter plus one source system).
 
     Returns :data:`INSIGHT_COLUMNS`: rank (1 = most impact), kind, title, text, metric_value,
     evidence (JSON), query (SQL), severity (high / medium / low / info) and impact. ``impact``
@@ -745,6 +799,8 @@ def generate_insights(
         sales_filter=sales_filter,
         quiet_days=quiet_days,
         max_per_kind=max_per_kind,
+        order_filter=order_filter,
+        rfm_where=rfm_where,
     )
     rows: list[dict[str, Any]] = []
     if kpis_monthly is not None and not kpis_monthly.empty:

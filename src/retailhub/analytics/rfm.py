@@ -269,6 +269,10 @@ def rfm_sql(
     purchase-line filter for ``core.fct_sales``) is applied to it — pass ``None`` when the source
     is already filtered. ``source_col=None`` treats the data as a single source system. The
     statement returns the same columns, in the same order, as :func:`rfm_table`.
+
+    Amounts are summed in their own type and the sum is cast to DOUBLE: for DECIMAL money (as in
+    ``core.fct_sales``) the sum is exact, so a parallel aggregation cannot change the last bits
+    of ``monetary`` from one run to the next.
     """
     src_select = f"{_ident(source_col)} AS source_system, " if source_col else ""
     keys = "source_system, customer_id" if source_col else "customer_id"
@@ -286,7 +290,7 @@ WITH purchase_lines AS (
     SELECT {src_select}{_ident(customer_col)} AS customer_id,
            {_ident(order_col)} AS order_id,
            CAST({_ident(date_col)} AS DATE) AS order_day,
-           CAST({_ident(amount_col)} AS DOUBLE) AS amount
+           {_ident(amount_col)} AS amount
     FROM {source}
     {where_sql}
 ),
@@ -295,7 +299,7 @@ per_customer AS (
            min(order_day) AS first_order_date,
            max(order_day) AS last_order_date,
            count(DISTINCT order_id) AS frequency,
-           sum(amount) AS monetary
+           CAST(sum(amount) AS DOUBLE) AS monetary
     FROM purchase_lines
     GROUP BY {keys}
 ),

@@ -22,6 +22,7 @@ from retailhub.pipeline.context import ProgressSink
 from retailhub.pipeline.report import RunReport
 from retailhub.warehouse.base import QueryResult
 
+
 def _console(stderr: bool = False) -> Console:
     # Piped output (CI logs, `| less`) gets a wide fixed width so rule and table names are not
     # cut to "online_re…"; a terminal keeps its own width.
@@ -124,10 +125,14 @@ def render_report(report: RunReport) -> None:
     if report.quality:
         q = Table(title="Quality scorecard", title_justify="left")
         for col in ("dataset", "rule", "severity", "metric", "threshold", "failing", "result"):
-            q.add_column(col, justify="right" if col in ("metric", "threshold", "failing") else "left")
+            q.add_column(
+                col, justify="right" if col in ("metric", "threshold", "failing") else "left"
+            )
         for r in sorted(report.quality, key=lambda r: (r["passed"], r["dataset"], r["rule"])):
-            result = "[green]pass[/]" if r["passed"] else (
-                "[red]FAIL[/]" if r["severity"] == "error" else "[yellow]warn[/]"
+            result = (
+                "[green]pass[/]"
+                if r["passed"]
+                else ("[red]FAIL[/]" if r["severity"] == "error" else "[yellow]warn[/]")
             )
             q.add_row(
                 r["dataset"],

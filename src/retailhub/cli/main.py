@@ -37,22 +37,30 @@ app.add_typer(runs_app, name="runs")
 ProjectOpt = Annotated[
     Path | None,
     typer.Option(
-        "--project", "-p", help="Project folder holding retailhub.yaml (default: current folder).",
-        envvar="RETAILHUB_PROJECT", show_envvar=True,
+        "--project",
+        "-p",
+        help="Project folder holding retailhub.yaml (default: current folder).",
+        envvar="RETAILHUB_PROJECT",
+        show_envvar=True,
     ),
 ]
 WarehouseOpt = Annotated[
     str | None,
     typer.Option(
-        "--warehouse", "-w",
+        "--warehouse",
+        "-w",
         help="Warehouse URL, e.g. duckdb:///warehouse/retailhub.duckdb or "
         "postgresql://user@host:5432/db (overrides the 'warehouse.url' key).",
     ),
 ]
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", help="Configuration profile: dev, staging or prod.",
-                 envvar="RETAILHUB_PROFILE", show_envvar=True),
+    typer.Option(
+        "--profile",
+        help="Configuration profile: dev, staging or prod.",
+        envvar="RETAILHUB_PROFILE",
+        show_envvar=True,
+    ),
 ]
 
 
@@ -97,7 +105,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv debug).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv debug).")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -130,10 +140,15 @@ def init(
 @handle_errors
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the datasets to.")],
-    rows: Annotated[int, typer.Option(min=1, help="Online-retail transaction rows to write.")] = 100_000,
+    rows: Annotated[
+        int, typer.Option(min=1, help="Online-retail transaction rows to write.")
+    ] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
     defect_rate: Annotated[
-        float, typer.Option(min=0.0, max=0.5, help="Share of rows given a defect (listed in defects.json).")
+        float,
+        typer.Option(
+            min=0.0, max=0.5, help="Share of rows given a defect (listed in defects.json)."
+        ),
     ] = 0.01,
 ) -> None:
     """Write the four demo datasets (consistent, realistic, with injected defects)."""
@@ -148,8 +163,10 @@ def generate(
             )
         except ValueError as exc:
             raise UsageError(f"generate: {exc}") from None
-    out.print(f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
-              f"defects listed in {report.defects_path}")
+    out.print(
+        f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
+        f"defects listed in {report.defects_path}"
+    )
 
 
 @app.command()
@@ -159,27 +176,49 @@ def run(
     warehouse: WarehouseOpt = None,
     profile: ProfileOpt = None,
     resume: Annotated[
-        str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue a failed run from its failed task.")
+        str | None,
+        typer.Option(
+            "--resume", metavar="RUN_ID", help="Continue a failed run from its failed task."
+        ),
     ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Replace every published table instead of appending only new fact rows.",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline: ingest → validate → transform → publish, then print a summary."""
-    _run(project, warehouse, profile, resume=resume, publish=True)
+    _run(project, warehouse, profile, resume=resume, publish=True, full_refresh=full_refresh)
 
 
 @app.command()
 @handle_errors
-def check(project: ProjectOpt = None, warehouse: WarehouseOpt = None, profile: ProfileOpt = None) -> None:
+def check(
+    project: ProjectOpt = None, warehouse: WarehouseOpt = None, profile: ProfileOpt = None
+) -> None:
     """Ingest and validate only: print the quality scorecard and publish nothing."""
     _run(project, warehouse, profile, resume=None, publish=False)
 
 
-def _run(project: Path | None, warehouse: str | None, profile: str | None, *, resume: str | None, publish: bool) -> None:
+def _run(
+    project: Path | None,
+    warehouse: str | None,
+    profile: str | None,
+    *,
+    resume: str | None,
+    publish: bool,
+    full_refresh: bool = False,
+) -> None:
     from retailhub.cli.console import RichProgress, render_report
     from retailhub.pipeline.project import Project
 
     proj = Project.load(project, profile=profile, warehouse_url=warehouse)
     with RichProgress() as progress:
-        report = proj.run(resume=resume, publish=publish, progress=progress)
+        report = proj.run(
+            resume=resume, publish=publish, progress=progress, full_refresh=full_refresh
+        )
     render_report(report)
     raise typer.Exit(report.exit_code)
 
@@ -215,7 +254,9 @@ def runs_show(
     from retailhub.pipeline.project import Project
 
     parent = ctx.obj or {}
-    proj = Project.load(project or parent.get("project"), warehouse_url=warehouse or parent.get("warehouse"))
+    proj = Project.load(
+        project or parent.get("project"), warehouse_url=warehouse or parent.get("warehouse")
+    )
     detail = proj.run_detail(run_id)
     render_rows([detail["run"]], title=f"Run {run_id}")
     render_rows(detail["tasks"], title="Tasks")
@@ -226,7 +267,10 @@ def runs_show(
 @app.command()
 @handle_errors
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"select count(*) from core.fct_sales\".")],
+    sql: Annotated[
+        str,
+        typer.Argument(help='SQL to run read-only, e.g. "select count(*) from core.fct_sales".'),
+    ],
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.table,
@@ -240,9 +284,30 @@ def query(
 
 @app.command()
 @handle_errors
+def insights(
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="How many insights, most important first.")
+    ] = 10,
+) -> None:
+    """List the ranked insights of the last run (marts.mart_insights), most important first."""
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    rows = Project.load(project, warehouse_url=warehouse).insights(limit)
+    render_rows(rows, title="Insights")
+
+
+@app.command()
+@handle_errors
 def bench(
-    rows: Annotated[int, typer.Option(min=1000, help="Transaction rows to generate and process.")] = 1_000_000,
-    workdir: Annotated[Path | None, typer.Option(help="Scratch folder (default: a temp folder).")] = None,
+    rows: Annotated[
+        int, typer.Option(min=1000, help="Transaction rows to generate and process.")
+    ] = 1_000_000,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Scratch folder (default: a temp folder).")
+    ] = None,
     warehouse: WarehouseOpt = None,
     keep: Annotated[bool, typer.Option(help="Keep the generated data and warehouse.")] = False,
 ) -> None:
@@ -253,6 +318,82 @@ def bench(
     result = run_benchmark(rows=rows, workdir=workdir, warehouse_url=warehouse, keep=keep)
     render_rows(result["stages"], title=f"Benchmark: {rows:,} transaction rows")
     render_rows([result["summary"]], title="Summary")
+
+
+# -- warehouse administration: init, backup, restore (issue 3) -----------------------------------
+warehouse_app = typer.Typer(help="Warehouse administration: schemas, roles and grants.")
+app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command("init")
+@handle_errors
+def warehouse_init(
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+    loader_role: Annotated[
+        str, typer.Option(help="PostgreSQL role that runs use (writes raw, core, marts, meta).")
+    ] = "retailhub_loader",
+    analyst_role: Annotated[
+        str, typer.Option(help="PostgreSQL read-only role for core and marts.")
+    ] = "retailhub_analyst",
+) -> None:
+    """Create schemas, ledger tables, roles and grants; safe to run again.
+
+    On PostgreSQL connect as an administrator (a superuser or a role with CREATEROLE), e.g.
+    --warehouse postgresql://postgres@host:5432/db; runs then connect as the loader role.
+    """
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    proj = Project.load(project, warehouse_url=warehouse)
+    result = proj.warehouse_init(loader_role=loader_role, analyst_role=analyst_role)
+    render_rows([result], title="Warehouse initialised")
+
+
+@app.command()
+@handle_errors
+def backup(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Backup file to write.")],
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Back up the warehouse to FILE, with FILE.manifest.json and a FILE.sha256 checksum file."""
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    result = Project.load(project, warehouse_url=warehouse).backup(out)
+    render_rows(
+        [
+            {
+                "file": str(result.path),
+                "bytes": result.bytes,
+                "tables": len(result.tables),
+                "rows": sum(result.tables.values()),
+                "sha256": result.sha256,
+                "seconds": round(result.seconds, 2),
+            }
+        ],
+        title="Backup written",
+    )
+
+
+@app.command()
+@handle_errors
+def restore(
+    file: Annotated[Path, typer.Argument(help="Backup file written by 'retailhub backup'.")],
+    project: ProjectOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Verify FILE against FILE.sha256, then replace the warehouse with it (atomically)."""
+    from retailhub.cli.console import render_rows
+    from retailhub.pipeline.project import Project
+
+    result = Project.load(project, warehouse_url=warehouse).restore(file)
+    render_rows(
+        [{"table": t, "rows": n} for t, n in sorted(result.tables.items())],
+        title=f"Restored {result.path} in {result.seconds:.1f}s "
+        "(checksums and row counts verified)",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

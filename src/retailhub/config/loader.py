@@ -95,7 +95,9 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
         key = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
         kind = err["type"]
         if kind == "extra_forbidden":
-            lines.append(f"  key '{key}': unknown key (check the spelling; see docs/configuration.md)")
+            lines.append(
+                f"  key '{key}': unknown key (check the spelling; see docs/configuration.md)"
+            )
         elif kind == "missing":
             lines.append(f"  key '{key}': required but missing")
         else:
@@ -108,8 +110,22 @@ def format_validation_error(exc: ValidationError, path: Path) -> str:
 # pydantic puts the discriminator value (a source type, a rule kind) or a model name in the
 # location of an error inside a tagged union; it is noise in a key path.
 _UNION_TAGS = frozenset(
-    {"csv", "parquet", "json", "http", "database", "completeness", "uniqueness", "validity",
-     "range", "accepted_values", "regex", "referential", "freshness", "volume"}
+    {
+        "csv",
+        "parquet",
+        "json",
+        "http",
+        "database",
+        "completeness",
+        "uniqueness",
+        "validity",
+        "range",
+        "accepted_values",
+        "regex",
+        "referential",
+        "freshness",
+        "volume",
+    }
 )
 
 
@@ -156,7 +172,9 @@ def _reject_secrets(data: dict[str, Any], path: Path) -> None:
 def _apply_profile(data: dict[str, Any], profile: str, path: Path) -> dict[str, Any]:
     profiles = data.get("profiles") or {}
     if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: key 'profiles' must be a mapping", file=str(path), key="profiles")
+        raise ConfigError(
+            f"{path}: key 'profiles' must be a mapping", file=str(path), key="profiles"
+        )
     unknown = sorted(set(profiles) - set(PROFILES))
     if unknown:
         raise ConfigError(

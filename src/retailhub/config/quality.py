@@ -443,7 +443,7 @@ online_retail:
   # Keys and measures must be present: a missing column means the export broke, so block.
   - {kind: completeness, column: invoice_no}
   - {kind: completeness, column: stock_code}
-  - {kind: completeness, column: invoice_date}
+  - {kind: completeness, column: invoice_at}
   - {kind: completeness, column: quantity}
   - {kind: completeness, column: unit_price}
   # 24.93% of UCI rows have no CustomerID (guest checkouts): genuinely incomplete. Warn only,
@@ -532,19 +532,24 @@ product_catalog:
   # IKEA lists 620 items under several categories (2,962 ids in 3,694 rows): measured, not
   # quarantined. Olist ids are unique.
   - {name: product_id_unique, kind: uniqueness, columns: [product_id], severity: warn}
-  # Olist leaves 610 of 32,951 categories empty (1.9%).
+  # Olist leaves 610 of 32,951 categories empty (1.9%); Olist has no prices at all.
   - {kind: completeness, column: category, severity: warn}
+  - {name: list_price_not_negative, kind: range, column: list_price, min: 0, action: quarantine}
   - {kind: volume, min_rows: 1, severity: warn}
 
 customer_behaviour:
-  # One row per customer; no empty fields in the public copy.
+  # One row per (customer, day, channel); the public shopping-trends file has no day or
+  # channel, so there the key is the customer alone (NULLs compare equal).
   - {kind: completeness, column: customer_id}
-  - {name: customer_id_unique, kind: uniqueness, columns: [customer_id], action: quarantine}
+  - {name: customer_day_channel_unique, kind: uniqueness,
+     columns: [customer_id, activity_date, channel], action: quarantine}
   - {name: age_plausible, kind: range, column: age, min: 0, max: 120, action: quarantine}
   - {name: review_rating_scale, kind: range, column: review_rating, min: 1, max: 5,
      action: quarantine}
   - {name: purchase_amount_not_negative, kind: range, column: purchase_amount, min: 0,
      action: quarantine}
+  - {name: spend_not_negative, kind: range, column: spend, min: 0, action: quarantine}
+  - {kind: freshness, on: file_modified, severity: warn}
   - {kind: volume, min_rows: 1, severity: warn}
 """
 

@@ -47,13 +47,34 @@ class RunnerConfig(StrictModel):
 
 
 class AnalyticsConfig(StrictModel):
-    """Parameters of the analytics marts (used once analytics is enabled)."""
+    """Parameters of the analytics marts (schema ``marts``; see docs/analytics.md)."""
 
     enabled: bool = True
     churn_horizon_days: int = Field(default=90, gt=0)
+    churn_min_auc: float = Field(
+        default=0.6,
+        ge=0.5,
+        le=1.0,
+        description="Churn scores are published only above this ROC AUC (and the baseline's).",
+    )
+    churn_fit_customers: int = Field(
+        default=20_000, gt=0, description="Customers (hash sample) the churn model trains on."
+    )
+    clv_fit_customers: int = Field(
+        default=10_000, gt=0, description="Customers (hash sample) BG/NBD and Gamma-Gamma fit on."
+    )
     forecast_horizon_weeks: int = Field(default=12, gt=0)
     forecast_horizon_months: int = Field(default=6, gt=0)
     anomaly_threshold: float = Field(default=3.5, gt=0)
+    outlier_days: int = Field(
+        default=365, gt=0, description="Order lines of the last N days are checked for outliers."
+    )
+    max_transaction_anomalies: int = Field(
+        default=20, ge=0, description="Most extreme outlying lines kept per source and metric."
+    )
+    insight_anomaly_days: int = Field(
+        default=28, gt=0, description="KPI anomalies of the last N days become insights."
+    )
     top_insights: int = Field(default=5, ge=0)
 
 

@@ -11,9 +11,11 @@ from retailhub.models.graph import Model, load_model, load_models, ordered
 from retailhub.models.runner import (
     BuiltModel,
     build_models,
+    built_relation,
     lineage_edges,
     relation_name,
     render_model,
+    view_name,
 )
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "ColumnTestFailure",
     "Model",
     "build_models",
+    "built_relation",
     "function_definitions",
     "install_duckdb_functions",
     "lineage_edges",
@@ -31,4 +34,5 @@ __all__ = [
     "render_model",
     "test_models",
     "to_postgres",
+    "view_name",
 ]

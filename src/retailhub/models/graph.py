@@ -33,6 +33,11 @@ class Model:
     depends_on: tuple[str, ...]
     sources: tuple[str, ...]
 
+    @property
+    def materialized(self) -> str:
+        """How the model is built: ``table`` (the default) or ``view``."""
+        return str(self.spec.get("materialized", "table"))
+
 
 def load_model(sql_path: Path) -> Model:
     """Read one ``.sql`` file and its sidecar into a Model."""

@@ -17,6 +17,9 @@ from retailhub.errors import ModelError
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 SIMPLE_TESTS = frozenset({"unique", "not_null"})
+# A table is computed once and read many times; a view costs nothing to build and is computed
+# by each reader, which suits a model read once or for a few narrow columns.
+MATERIALIZATIONS = ("table", "view")
 DEFAULT_SCHEMAS = (("stg_", "stg"), ("int_", "int"))
 
 
@@ -58,8 +61,12 @@ def _check(spec: dict[str, Any], stem: str, path: Path) -> None:
     if not isinstance(schema, str) or not IDENTIFIER.match(schema):
         raise _fail(path, "schema", f"'{schema}' is not a lower-case identifier")
     materialized = spec.get("materialized", "table")
-    if materialized != "table":
-        raise _fail(path, "materialized", f"'{materialized}' is not supported (only 'table')")
+    if materialized not in MATERIALIZATIONS:
+        raise _fail(
+            path,
+            "materialized",
+            f"'{materialized}' is not supported ({' or '.join(MATERIALIZATIONS)})",
+        )
     columns = spec.get("columns", [])
     if not isinstance(columns, list):
         raise _fail(path, "columns", "must be a list")

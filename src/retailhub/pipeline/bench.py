@@ -68,8 +68,17 @@ def run_benchmark(
         scaffold(base, force=True)
         exe = [sys.executable, "-m", "retailhub.cli.main"]
         gen_s, gen_peak, _ = _measure(
-            [*exe, "-q", "generate", "--out", str(base / "data"), "--rows", str(rows),
-             "--seed", str(seed)],
+            [
+                *exe,
+                "-q",
+                "generate",
+                "--out",
+                str(base / "data"),
+                "--rows",
+                str(rows),
+                "--seed",
+                str(seed),
+            ],
             base,
         )
         run_cmd = [*exe, "-q", "run", "--project", str(base)]

@@ -61,9 +61,7 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        tasks = tuple(
-            Task(**{**t, "depends_on": tuple(t["depends_on"])}) for t in data["tasks"]
-        )
+        tasks = tuple(Task(**{**t, "depends_on": tuple(t["depends_on"])}) for t in data["tasks"])
         return cls(tasks=tasks, publishes=data.get("publishes", True))
 
 

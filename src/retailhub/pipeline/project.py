@@ -47,7 +47,9 @@ class Project:
     ) -> Project:
         overrides = {"warehouse": {"url": warehouse_url}} if warehouse_url else None
         return cls(
-            load_project(Path(project_dir) if project_dir else None, profile=profile, overrides=overrides)
+            load_project(
+                Path(project_dir) if project_dir else None, profile=profile, overrides=overrides
+            )
         )
 
     @property
@@ -81,8 +83,12 @@ class Project:
         publish: bool = True,
         progress: ProgressSink | None = None,
         publish_hook: Callable[[str], None] | None = None,
+        full_refresh: bool = False,
     ) -> RunReport:
-        """Execute the pipeline (or continue run ``resume`` from its failed task)."""
+        """Execute the pipeline (or continue run ``resume`` from its failed task).
+
+        ``full_refresh`` replaces every published table instead of appending new fact rows.
+        """
         command = "run" if publish else "check"
         started = time.perf_counter()
         run_id = resume or new_run_id()
@@ -105,6 +111,7 @@ class Project:
                 progress=progress or ProgressSink(),
                 publish_hook=publish_hook,
             )
+            ctx.full_refresh = full_refresh  # type: ignore[attr-defined]  # issue 3; read by publish
             runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
             outcome = runner.execute(done)
             report = build_report(ctx, outcome, command, time.perf_counter() - started)
@@ -144,7 +151,9 @@ class Project:
             if row is None:
                 raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
             if row["status"] not in ("failed", "running"):
-                raise UsageError(f"run {resume} has status {row['status']}; only failed runs resume")
+                raise UsageError(
+                    f"run {resume} has status {row['status']}; only failed runs resume"
+                )
             ledger.reopen_run(resume)
             return Plan.from_json(row["plan_json"]), outputs_from_ledger(
                 ledger.succeeded_tasks(resume)
@@ -193,9 +202,58 @@ class Project:
             return {
                 "run": run,
                 "tasks": tasks,
-                "datasets": [dict(zip(accounting.columns, r, strict=True)) for r in accounting.rows],
+                "datasets": [
+                    dict(zip(accounting.columns, r, strict=True)) for r in accounting.rows
+                ],
                 "quality": [dict(zip(quality.columns, r, strict=True)) for r in quality.rows],
             }
+
+    # -- warehouse administration (issue 3) ---------------------------------------------------
+    def warehouse_init(
+        self, *, loader_role: str = "retailhub_loader", analyst_role: str = "retailhub_analyst"
+    ) -> dict[str, Any]:
+        """Create schemas, ledger tables and (PostgreSQL) roles and grants; idempotent."""
+        from retailhub.warehouse import audit
+        from retailhub.warehouse.pg_roles import RoleNames, SupportsRoles
+
+        with self.open_warehouse() as wh:
+            wh.init_schema()
+            audit.ensure_table(wh)
+            if not isinstance(wh, SupportsRoles):
+                return {"warehouse": wh.display_url, "roles": "not applicable (embedded DuckDB)"}
+            report = wh.init_roles(RoleNames(loader=loader_role, analyst=analyst_role))
+            return {
+                "warehouse": wh.display_url,
+                "created_roles": ", ".join(report.created_roles) or "none (already there)",
+                "created_schemas": ", ".join(report.created_schemas) or "none (already there)",
+                "grants": len(report.grants),
+            }
+
+    def backup(self, out: Path) -> Any:
+        """Write a verified backup (FILE, FILE.manifest.json, FILE.sha256)."""
+        from retailhub.warehouse.backup import backup
+
+        return backup(self.settings.warehouse, self.root, Path(out))
+
+    def restore(self, path: Path) -> Any:
+        """Verify a backup's checksums, then replace the warehouse with it atomically."""
+        from retailhub.warehouse.backup import restore
+
+        return restore(self.settings.warehouse, self.root, Path(path))
+
+    def insights(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last run's ranked insights (``marts.mart_insights``), most important first."""
+        with self.open_warehouse(read_only=True) as wh:
+            if not wh.table_exists("marts.mart_insights"):
+                raise UsageError(
+                    "no insights in the warehouse yet: run 'retailhub run' with analytics "
+                    "enabled (the 'analytics.enabled' key) first"
+                )
+            res = wh.query(
+                "select rank, source_system, severity, kind, text from marts.mart_insights "
+                f"order by rank limit {int(limit)}"
+            )
+            return [dict(zip(res.columns, r, strict=True)) for r in res.rows]
 
     def query(self, sql: str) -> QueryResult:
         """Run read-only SQL against the warehouse (writes are refused by the connection)."""

@@ -5,7 +5,12 @@ from __future__ import annotations
 from retailhub.pipeline.context import WORK, RunContext, work
 from retailhub.sources.layout import get_layout
 
-META_COLUMNS = {"_source": "varchar", "_source_file": "varchar", "_line": "bigint", "_unit_id": "varchar"}
+META_COLUMNS = {
+    "_source": "varchar",
+    "_source_file": "varchar",
+    "_line": "bigint",
+    "_unit_id": "varchar",
+}
 
 
 def work_table_exists(ctx: RunContext, qualified: str) -> bool:
@@ -40,7 +45,5 @@ def current_relation(ctx: RunContext, dataset: str, layout: str | None = None) -
     if not parts:
         parts.append(empty_dataset_sql(layout or dataset))
     view = f"current_{dataset}"
-    ctx.con.execute(
-        f"create or replace temp view {view} as " + " union all by name ".join(parts)
-    )
+    ctx.con.execute(f"create or replace temp view {view} as " + " union all by name ".join(parts))
     return view

@@ -42,9 +42,7 @@ class RunReport:
         return self.exit_code == EXIT_OK
 
 
-def build_report(
-    ctx: RunContext, outcome: RunOutcome, command: str, seconds: float
-) -> RunReport:
+def build_report(ctx: RunContext, outcome: RunOutcome, command: str, seconds: float) -> RunReport:
     err = outcome.error
     report = RunReport(
         run_id=ctx.run_id,

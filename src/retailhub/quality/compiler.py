@@ -11,19 +11,14 @@ the checks are stitched into:
    metric (completeness, column freshness, type errors);
 3. the **split** into the accepted and quarantine tables.
 
-:func:`bind_rules` binds all of it with ``DESCRIBE`` (which plans but reads no row), so a bad
-column, expression, bound or pattern fails as a :class:`ConfigError` naming the dataset, the rule
-and the text before any data moves.
+:mod:`retailhub.quality.binding` checks all of it against the real schema before any data moves.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import duckdb
 
 from retailhub.config.quality import (
     AcceptedValuesRule,
@@ -67,6 +62,7 @@ from retailhub.quality.sqltext import (
 
 REQUIRED_COLUMNS = ("_source_file", "_line", TYPE_ERRORS)
 QUARANTINE_FLAG = "__rh_q"
+ROW_ID = "__rh_rid"
 
 
 @dataclass(frozen=True)
@@ -79,22 +75,36 @@ class Reference:
 
 @dataclass
 class CompiledQuality:
-    """The SQL of one dataset's quality run, built once and executed by the gate."""
+    """The SQL of one dataset's quality run, built once and executed by the gate.
+
+    The checked table is narrow: the staged ``rowid`` (``__rh_rid``), one boolean per rule, the
+    quarantine flag and ``reasons``. The split joins it back to the staged rows by ``rowid``,
+    which is cheaper than carrying every staged column through the scan (the write of a wide
+    copy cost more than all the rules together at 10M rows).
+    """
 
     dataset: str
     schema: dict[str, str]
     checks: list[Check]
     row_checks: list[RowCheck]
     regex_patterns: list[tuple[str, str]] = field(default_factory=list)
+    #: (rule, column type, config values) that must cast to the column's type.
+    literal_casts: list[tuple[str, str, list[object]]] = field(default_factory=list)
 
     # -- the one scan -------------------------------------------------------------------------
     def scan_select(self, staged: str) -> str:
-        """SELECT producing staged columns + rule flags + quarantine flag + ``reasons``."""
+        """SELECT of ``__rh_rid``, rule flags, kept helper columns, ``__rh_q`` and ``reasons``."""
         ctes = [c for check in self.row_checks for c in check.ctes]
-        base_items = ["__rh_s.*"] + [i for c in self.row_checks for i in c.base_items]
+        base_items = ["__rh_s.*", f"__rh_s.rowid AS {ROW_ID}"]
+        base_items += [i for c in self.row_checks for i in c.base_items]
+        base_items += [
+            f"coalesce(({c.where}), false) AS {c.where_flag}" for c in self.row_checks if c.where
+        ]
         joins = [j for c in self.row_checks for j in c.joins]
-        windows = [w for c in self.row_checks for w in c.windows]
-        flags = [f"{c.fails} AS {c.flag}" for c in self.row_checks]
+        flags = [
+            f"({c.where_flag} AND {c.fails}) AS {c.flag}" if c.where else f"{c.fails} AS {c.flag}"
+            for c in self.row_checks
+        ]
         kept = [i for c in self.checks for i in c.scan_items()]
         quarantine = " OR ".join(
             [f"len(coalesce({TYPE_ERRORS}, [])) > 0"]
@@ -106,25 +116,26 @@ class CompiledQuality:
             if reason_items
             else "[]::VARCHAR[]"
         )
+        # Every reason of a quarantined row, metric-only rules included; NULL for accepted rows.
         reasons = (
             f"CASE WHEN {QUARANTINE_FLAG} THEN list_concat("
             f"list_transform(coalesce({TYPE_ERRORS}, []), lambda e: 'type:' || e), "
-            f"{rule_reasons}) ELSE []::VARCHAR[] END"
+            f"{rule_reasons}) END"
         )
         out_columns = (
-            [ident(c) for c in self.schema]
+            [ROW_ID]
             + [c.flag for c in self.row_checks]
+            + [c.where_flag for c in self.row_checks if c.where]
             + [item.rsplit(" AS ", 1)[1] for item in kept]
             + [QUARANTINE_FLAG]
         )
-        window_clause = f"\n  WINDOW {', '.join(windows)}" if windows else ""
         join_clause = "".join(f"\n  {j}" for j in joins)
         flagged = ", ".join(["*", *flags])
         kept_sql = ", ".join(["*", *kept, f"({quarantine}) AS {QUARANTINE_FLAG}"])
         steps = [
             *ctes,
             f"__rh_base AS (\n  SELECT {', '.join(base_items)}\n  FROM {staged} AS __rh_s"
-            f"{join_clause}{window_clause}\n)",
+            f"{join_clause}\n)",
             f"__rh_flagged AS (SELECT {flagged} FROM __rh_base)",
             f"__rh_kept AS (SELECT {kept_sql} FROM __rh_flagged)",
         ]
@@ -150,24 +161,33 @@ class CompiledQuality:
     def sample_specs(self) -> list[SampleSpec]:
         return [spec for check in self.checks for spec in check.sample_specs()]
 
-    def samples_sql(self, checked: str, keys: set[str] | None = None) -> str | None:
-        """One UNION ALL of the first failing rows per check (only ``keys``, if given).
-
-        Values travel as JSON text so checks with different columns fit one result.
-        """
-        parts = []
-        for spec in self.sample_specs:
-            if keys is not None and spec.key not in keys:
-                continue
-            values = ", ".join(f"{ident(c)} := {ident(c)}" for c in spec.columns)
-            values_sql = f"to_json(struct_pack({values}))" if values else "'{}'"
-            parts.append(
-                f"(SELECT {literal(spec.key)} AS key, _source_file AS file, _line AS line, "
-                f"{spec.reason} AS reason, CAST({values_sql} AS VARCHAR) AS values_json "
-                f"FROM {checked} WHERE {spec.condition} "
-                f"ORDER BY _source_file, _line LIMIT {SAMPLE_SIZE})"
-            )
+    def sample_rows_sql(self, checked: str, keys: set[str]) -> str | None:
+        """(key, rowid) of the first failing rows of each check in ``keys``, in staged order."""
+        parts = [
+            f"(SELECT {literal(spec.key)} AS key, {ROW_ID} AS rid FROM {checked} "
+            f"WHERE {spec.condition} ORDER BY {ROW_ID} LIMIT {SAMPLE_SIZE})"
+            for spec in self.sample_specs
+            if spec.key in keys
+        ]
         return "\nUNION ALL\n".join(parts) if parts else None
+
+    def sample_values_sql(self, staged: str, checked: str, picks: list[tuple[str, int]]) -> str:
+        """File, line, reason and values (JSON) of the picked rows, joined back to staged."""
+        specs = {spec.key: spec for spec in self.sample_specs}
+        used = [specs[k] for k in dict.fromkeys(k for k, _ in picks)]
+        reason = " ".join(f"WHEN {literal(sp.key)} THEN {sp.reason}" for sp in used)
+        values = " ".join(
+            f"WHEN {literal(sp.key)} THEN CAST({_values_json(sp.columns)} AS VARCHAR)"
+            for sp in used
+        )
+        rows = ", ".join(f"({literal(k)}, {int(r)})" for k, r in picks)
+        return (
+            f"SELECT __rh_p.key, _source_file, _line, CASE __rh_p.key {reason} END, "
+            f"CASE __rh_p.key {values} END "
+            f"FROM (VALUES {rows}) AS __rh_p(key, rid) "
+            f"JOIN {staged} AS __rh_s ON __rh_s.rowid = __rh_p.rid "
+            f"JOIN {checked} AS __rh_c ON __rh_c.{ROW_ID} = __rh_p.rid"
+        )
 
     # -- the split ----------------------------------------------------------------------------
     @property
@@ -175,24 +195,34 @@ class CompiledQuality:
         """Columns of the accepted table: the staged ones minus ``_type_errors``."""
         return [c for c in self.schema if c != TYPE_ERRORS]
 
-    def accepted_sql(self, checked: str, accepted: str) -> str:
-        cols = ", ".join(ident(c) for c in self.output_columns)
+    def accepted_sql(self, staged: str, checked: str, accepted: str) -> str:
+        cols = ", ".join(f"__rh_s.{ident(c)}" for c in self.output_columns)
         return (
-            f"CREATE OR REPLACE TABLE {accepted} AS "
-            f"SELECT {cols} FROM {checked} WHERE NOT {QUARANTINE_FLAG}"
+            f"CREATE OR REPLACE TABLE {accepted} AS SELECT {cols} FROM {staged} AS __rh_s "
+            f"ANTI JOIN (SELECT {ROW_ID} FROM {checked} WHERE {QUARANTINE_FLAG}) AS __rh_q "
+            f"ON __rh_s.rowid = __rh_q.{ROW_ID}"
         )
 
-    def quarantine_sql(self, checked: str, quarantine: str, run_id: str, at: datetime) -> str:
-        cols = ", ".join(ident(c) for c in self.output_columns)
+    def quarantine_sql(
+        self, staged: str, checked: str, quarantine: str, run_id: str, at: datetime
+    ) -> str:
+        cols = ", ".join(f"__rh_s.{ident(c)}" for c in self.output_columns)
         return (
             f"CREATE OR REPLACE TABLE {quarantine} AS "
-            f"SELECT {cols}, CAST({literal(run_id)} AS VARCHAR) AS _run_id, reasons, "
+            f"SELECT {cols}, CAST({literal(run_id)} AS VARCHAR) AS _run_id, __rh_q.reasons, "
             f"CAST({literal(at.isoformat(sep=' '))} AS TIMESTAMP) AS quarantined_at "
-            f"FROM {checked} WHERE {QUARANTINE_FLAG}"
+            f"FROM {staged} AS __rh_s JOIN (SELECT {ROW_ID}, reasons FROM {checked} "
+            f"WHERE {QUARANTINE_FLAG}) AS __rh_q ON __rh_s.rowid = __rh_q.{ROW_ID}"
         )
 
 
-def _fail(dataset: str, rule: str | None, problem: str) -> ConfigError:
+def _values_json(columns: tuple[str, ...]) -> str:
+    if not columns:
+        return "'{}'"
+    return "to_json(struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in columns) + "))"
+
+
+def fail(dataset: str, rule: str | None, problem: str) -> ConfigError:
     where = f"quality.datasets.{dataset}" + (f": rule '{rule}'" if rule else "")
     return ConfigError(
         f"{where}: {problem}", key=f"quality.datasets.{dataset}", dataset=dataset, rule=rule
@@ -206,7 +236,6 @@ def compile_quality(
     *,
     references: Mapping[str, Reference],
     staged: str,
-    has_rowid: bool = True,
 ) -> CompiledQuality:
     """Parse every rule of ``dataset`` once into checks; raise ConfigError on a wrong column.
 
@@ -216,12 +245,12 @@ def compile_quality(
     schema = dict(schema)
     missing = [c for c in REQUIRED_COLUMNS if c not in schema]
     if missing:
-        raise _fail(dataset, None, f"the staged table lacks the columns {', '.join(missing)}")
+        raise fail(dataset, None, f"the staged table lacks the columns {', '.join(missing)}")
     columns = data_columns(schema)
 
     def need(rule: str, column: str) -> str:
         if column not in columns:
-            raise _fail(
+            raise fail(
                 dataset,
                 rule,
                 f"column '{column}' is not a column of {dataset} (columns: {', '.join(columns)})",
@@ -231,6 +260,7 @@ def compile_quality(
     checks: list[Check] = []
     row_checks: list[RowCheck] = []
     patterns: list[tuple[str, str]] = []
+    casts: list[tuple[str, str, list[object]]] = []
     for index, rule in enumerate(config.rules):
         name = rule.rule_name
         info = RuleInfo(
@@ -250,16 +280,17 @@ def compile_quality(
             star = rule.columns == "*"
             keys = columns if star else [need(name, c) for c in rule.columns]
             info.column = None if star else ", ".join(keys)
-            check = uniqueness_check(
-                info, index, keys, star, where, schema, staged=staged, has_rowid=has_rowid
-            )
+            check = uniqueness_check(info, index, keys, star, where, schema, staged=staged)
         elif isinstance(rule, ValidityRule):
             check = validity_check(info, index, rule.expression, where, schema)
         elif isinstance(rule, RangeRule):
             need(name, rule.column)
+            bounds = [v for v in (rule.min, rule.max) if v is not None]
+            casts.append((name, schema[rule.column], bounds))
             check = range_check(info, index, rule.column, rule.min, rule.max, where, schema)
         elif isinstance(rule, AcceptedValuesRule):
             need(name, rule.column)
+            casts.append((name, schema[rule.column], list(rule.values)))
             check = accepted_values_check(info, index, rule.column, rule.values, where, schema)
         elif isinstance(rule, RegexRule):
             need(name, rule.column)
@@ -273,7 +304,7 @@ def compile_quality(
             if rule.on == "column":
                 column = need(name, rule.column or "")
                 if not is_temporal(schema[column]):
-                    raise _fail(
+                    raise fail(
                         dataset,
                         name,
                         f"freshness column '{column}' is {schema[column]}, not a date/timestamp",
@@ -285,12 +316,12 @@ def compile_quality(
             info.threshold = float(rule.min_rows) if rule.min_rows is not None else None
             check = VolumeCheck(info, rule.min_rows, rule.max_rows, rule.max_change_pct)
         else:  # pragma: no cover - the config union is closed
-            raise _fail(dataset, name, f"unknown rule kind {rule.kind!r}")
+            raise fail(dataset, name, f"unknown rule kind {rule.kind!r}")
         checks.append(check)
         if isinstance(check, RowCheck):
             row_checks.append(check)
     types = TypeErrorChecks(columns, config.type_errors.severity, config.type_error_threshold)
-    return CompiledQuality(dataset, schema, [types, *checks], row_checks, patterns)
+    return CompiledQuality(dataset, schema, [types, *checks], row_checks, patterns, casts)
 
 
 def _referential(
@@ -307,7 +338,7 @@ def _referential(
     ref = references.get(target.dataset)
     self_ref = target.dataset == dataset
     if ref is None and not self_ref:
-        raise _fail(
+        raise fail(
             dataset,
             info.name,
             f"references dataset '{target.dataset}', but no table of it was provided "
@@ -315,7 +346,7 @@ def _referential(
         )
     ref_schema = ref.schema if ref is not None else schema
     if target.column not in ref_schema:
-        raise _fail(
+        raise fail(
             dataset,
             info.name,
             f"referenced column '{target.column}' is not a column of {target.dataset} "
@@ -330,7 +361,7 @@ def _referential(
     if ref is not None:
         parts.append(f"SELECT {ident(target.column)} FROM {ref.relation}")
     if self_ref:
-        parts.append(f"SELECT {ident(rule.column)} AS {ident(target.column)} FROM {staged}")
+        parts.append(f"SELECT {ident(target.column)} FROM {staged}")
     lookup = "(" + " UNION ALL ".join(parts) + ")"
     return referential_check(
         info,
@@ -343,115 +374,3 @@ def _referential(
         where,
         schema,
     )
-
-
-# -- binding: every error before any row moves ---------------------------------------------------
-
-
-def describe(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
-    """(name, type) of a query's columns, planned but not run."""
-    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {sql}").fetchall()]
-
-
-def relation_schema(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
-    return dict(describe(con, f"SELECT * FROM {relation}"))
-
-
-def bind_rules(con: duckdb.DuckDBPyConnection, compiled: CompiledQuality, staged: str) -> None:
-    """Bind every rule's SQL against ``staged``; ConfigError naming rule and text on failure."""
-    dataset = compiled.dataset
-    for check in compiled.row_checks:
-        for what, text in check.user_sql:
-            try:
-                types = describe(con, f"SELECT ({text}) AS v FROM {staged}")
-            except duckdb.Error as exc:
-                raise _fail(
-                    dataset, check.info.name, f"{what} {text!r} does not bind: {exc}"
-                ) from None
-            if types[0][1] not in ("BOOLEAN", '"NULL"', "NULL"):
-                raise _fail(
-                    dataset,
-                    check.info.name,
-                    f"{what} {text!r} is {types[0][1]}, not a boolean condition",
-                )
-        if not (check.joins or check.windows):
-            try:
-                describe(con, f"SELECT {check.fails}, {check.reason} FROM {staged}")
-            except duckdb.Error as exc:
-                raise _fail(dataset, check.info.name, f"does not bind: {exc}") from None
-    for name, pattern in compiled.regex_patterns:
-        try:
-            con.execute(f"SELECT regexp_matches('', {literal(pattern)})").fetchall()
-        except duckdb.Error as exc:
-            raise _fail(dataset, name, f"pattern {pattern!r} is not valid RE2: {exc}") from None
-    try:
-        checked_schema = describe(con, compiled.scan_select(staged))
-    except duckdb.Error as exc:
-        raise _fail(dataset, None, f"the quality rules do not bind together: {exc}") from None
-    # Bind the later statements against an empty table shaped like the scan's output.
-    probe = f"__rh_probe_{uuid.uuid4().hex[:12]}"
-    body = ", ".join(f"{ident(n)} {t}" for n, t in checked_schema)
-    con.execute(f"CREATE TEMP TABLE {probe} ({body})")
-    try:
-        for sql in (compiled.aggregate_sql(probe), compiled.samples_sql(probe)):
-            if sql:
-                describe(con, sql)
-    except duckdb.Error as exc:
-        raise _fail(dataset, None, f"the quality rules do not bind together: {exc}") from None
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {probe}")
-
-
-def has_rowid(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    """Whether ``relation`` is a table with DuckDB's ``rowid`` (views have none)."""
-    try:
-        describe(con, f"SELECT rowid FROM {relation}")
-    except duckdb.Error:
-        return False
-    return True
-
-
-def validate_rules(
-    dataset: str,
-    config: DatasetQualityConfig,
-    columns: Mapping[str, str],
-    reference_columns: Mapping[str, Mapping[str, str]] | None = None,
-) -> CompiledQuality:
-    """Check a dataset's rules against its canonical schema alone, with no data at all.
-
-    For ``retailhub validate``/plan time: builds empty tables in a private in-memory DuckDB and
-    binds everything, so a typo in a column or expression fails before ingestion starts.
-    ``columns`` are the canonical columns and SQL types; ``reference_columns`` those of the
-    datasets the referential rules point at.
-    """
-    con = duckdb.connect()
-    try:
-        staged = _empty_table(con, "__rh_staged", _with_meta(columns))
-        references = {
-            name: Reference(_empty_table(con, f"__rh_ref_{i}", cols), dict(cols))
-            for i, (name, cols) in enumerate((reference_columns or {}).items())
-        }
-        schema = relation_schema(con, staged)
-        compiled = compile_quality(dataset, config, schema, references=references, staged=staged)
-        bind_rules(con, compiled, staged)
-        return compiled
-    finally:
-        con.close()
-
-
-def _with_meta(columns: Mapping[str, str]) -> dict[str, str]:
-    out = {
-        "_source": "VARCHAR",
-        "_source_file": "VARCHAR",
-        "_line": "BIGINT",
-        "_unit_id": "VARCHAR",
-    }
-    out = {**dict(columns), **{k: v for k, v in out.items() if k not in columns}}
-    out.setdefault(TYPE_ERRORS, "VARCHAR[]")
-    return out
-
-
-def _empty_table(con: duckdb.DuckDBPyConnection, name: str, columns: Mapping[str, str]) -> str:
-    body = ", ".join(f"{ident(c)} {t}" for c, t in columns.items())
-    con.execute(f"CREATE TABLE {ident(name)} ({body})")
-    return ident(name)

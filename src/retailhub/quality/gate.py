@@ -30,15 +30,9 @@ import duckdb
 
 from retailhub.config.quality import DatasetQualityConfig
 from retailhub.errors import AccountingError, QualityGateFailed
+from retailhub.quality.binding import bind_rules, has_rowid, relation_schema
 from retailhub.quality.checks import Env
-from retailhub.quality.compiler import (
-    CompiledQuality,
-    Reference,
-    bind_rules,
-    compile_quality,
-    has_rowid,
-    relation_schema,
-)
+from retailhub.quality.compiler import CompiledQuality, Reference, compile_quality
 from retailhub.quality.results import QualityOutcome, RuleResult
 
 __all__ = [
@@ -86,37 +80,38 @@ def run_quality(
     Both are replaced. Raises ConfigError before any data moves when a rule does not fit the
     data, and AccountingError if input != accepted + quarantined.
     """
-    schema = relation_schema(con, staged_table)
-    references = {
-        name: Reference(relation, relation_schema(con, relation))
-        for name, relation in ctx.reference_tables.items()
-        if _referenced(rules, name)
-    }
-    compiled = compile_quality(
-        dataset,
-        rules,
-        schema,
-        references=references,
-        staged=staged_table,
-        has_rowid=has_rowid(con, staged_table),
-    )
-    bind_rules(con, compiled, staged_table)
-
-    checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"
+    work: list[str] = []
     try:
+        source = staged_table
+        if not has_rowid(con, staged_table):
+            # The checks match rows back by rowid, which only tables have: copy a view once.
+            source = f"__rh_staged_{uuid.uuid4().hex[:12]}"
+            con.execute(f"CREATE TEMP TABLE {source} AS SELECT * FROM {staged_table}")
+            work.append(source)
+        schema = relation_schema(con, source)
+        references = {
+            name: Reference(relation, relation_schema(con, relation))
+            for name, relation in ctx.reference_tables.items()
+            if _referenced(rules, name)
+        }
+        compiled = compile_quality(dataset, rules, schema, references=references, staged=source)
+        bind_rules(con, compiled, source)
+
+        checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"
+        work.append(checked)
         with _unordered(con):
-            con.execute(compiled.scan_sql(staged_table, checked))
+            con.execute(compiled.scan_sql(source, checked))
             agg = _fetch_dict(con, compiled.aggregate_sql(checked))
-            samples = _fetch_samples(con, compiled, checked, agg)
-            con.execute(compiled.accepted_sql(checked, accepted_table))
-            con.execute(
-                compiled.quarantine_sql(checked, quarantine_table, ctx.run_id, _naive_utc(ctx.now))
-            )
-            input_rows = _count(con, staged_table)
+            samples = _fetch_samples(con, compiled, source, checked, agg)
+            con.execute(compiled.accepted_sql(source, checked, accepted_table))
+            at = _naive_utc(ctx.now)
+            con.execute(compiled.quarantine_sql(source, checked, quarantine_table, ctx.run_id, at))
+            input_rows = _count(con, source)
             accepted = _count(con, accepted_table)
             quarantined = _count(con, quarantine_table)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {checked}")
+        for table in reversed(work):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
     if input_rows != accepted + quarantined or agg["__rh_accepted"] != accepted:
         raise AccountingError(
@@ -203,19 +198,33 @@ def _fetch_dict(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, object]:
 def _fetch_samples(
     con: duckdb.DuckDBPyConnection,
     compiled: CompiledQuality,
+    staged: str,
     checked: str,
     agg: dict[str, object],
 ) -> dict[str, list[dict[str, Any]]]:
-    """First failing rows of every check that failed at all, in one statement."""
+    """First failing rows (in staged order) of every check that failed at all.
+
+    Two small statements: pick up to 5 row ids per failing check from the narrow checked
+    table, then read those rows' file, line, reason and values from the staged table.
+    """
     failing = {spec.key for spec in compiled.sample_specs if agg.get(f"{spec.key}_fail")}
-    sql = compiled.samples_sql(checked, failing) if failing else None
+    rows_sql = compiled.sample_rows_sql(checked, failing) if failing else None
+    if rows_sql is None:
+        return {}
+    picks = [(key, int(rid)) for key, rid in con.execute(rows_sql).fetchall()]
+    if not picks:
+        return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    if sql is None:
-        return out
-    for key, file, line, reason, values in con.execute(sql).fetchall():
+    fetched = con.execute(compiled.sample_values_sql(staged, checked, picks)).fetchall()
+    for key, file, line, reason, values in sorted(fetched, key=_sample_order):
         entry = {"file": file, "line": line, "reason": reason, "values": json.loads(values)}
         out.setdefault(key, []).append(entry)
     return out
+
+
+def _sample_order(row: tuple[Any, ...]) -> tuple[str, str, int]:
+    key, file, line = row[0], row[1], row[2]
+    return (key, file or "", line if line is not None else -1)
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

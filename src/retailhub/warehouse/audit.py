@@ -33,7 +33,7 @@ _COLUMNS = """
 """
 
 
-def create_statement(engine: str = "duckdb") -> str:  # noqa: ARG001 - same DDL on both engines
+def create_statement(engine: str = "duckdb") -> str:
     return f"create table if not exists {AUDIT_TABLE} ({_COLUMNS.strip()})"
 
 
@@ -45,7 +45,7 @@ def ensure_table(warehouse: Warehouse) -> None:
 def os_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry (containers)
+    except Exception:
         return "unknown"
 
 
@@ -54,7 +54,7 @@ def db_role(warehouse: Warehouse) -> str:
     try:
         res = warehouse.query("select current_user")
         return str(res.rows[0][0])
-    except Exception:  # noqa: BLE001 - best effort: the audit row must not fail the operation
+    except Exception:
         return "unknown"
 
 

@@ -233,7 +233,7 @@ class PgTarget:
             return pg_dbapi.connect(
                 self.conninfo(application_name=application_name), autocommit=True
             )
-        except Exception as exc:  # noqa: BLE001 - the driver raises its own hierarchy
+        except Exception as exc:
             raise self.unavailable(exc) from None
 
     def unavailable(self, exc: BaseException) -> WarehouseUnavailable:

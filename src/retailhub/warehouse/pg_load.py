@@ -12,6 +12,7 @@ transaction, so nothing here needs to be atomic.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -80,10 +81,8 @@ class BulkLoader:
 
     def close(self) -> None:
         for conn in self._conns:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection
                 conn.close()
-            except Exception:  # noqa: BLE001,S110 - closing a broken connection
-                pass
         self._conns.clear()
 
     def _connections(self, n: int) -> list[Any]:

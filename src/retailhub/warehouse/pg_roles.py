@@ -17,7 +17,7 @@ so that a publish can grant the analyst SELECT on tables that are new to the war
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from retailhub.errors import UsageError, WarehouseError
 from retailhub.warehouse import audit
@@ -190,3 +190,10 @@ def _record_roles(conn: psycopg.Connection[Any], roles: RoleNames) -> None:
             "recorded_at = now()",
             (purpose, name),
         )
+
+
+@runtime_checkable
+class SupportsRoles(Protocol):
+    """A warehouse that has database roles (``retailhub warehouse init`` creates them)."""
+
+    def init_roles(self, roles: RoleNames) -> InitReport: ...

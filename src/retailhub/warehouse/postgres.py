@@ -18,6 +18,7 @@ psycopg's ``%s``, so :mod:`retailhub.warehouse.ledger` stays engine-neutral.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from retailhub.config.settings import WarehouseConfig
+    from retailhub.warehouse.pg_roles import InitReport, RoleNames
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class PostgresWarehouse(Warehouse):
             self._conn.close()
             raise
 
-    # -- identity -------------------------------------------------------------------------
+    # -- identity --------------------------------------------------------------------------------
     @property
     def display_url(self) -> str:
         return self.target.display_url
@@ -133,7 +135,7 @@ class PostgresWarehouse(Warehouse):
         con.execute(f"attach '{work.replace(chr(39), chr(39) * 2)}' as {WORK}")
         return con
 
-    # -- locking ----------------------------------------------------------------------------
+    # -- locking ---------------------------------------------------------------------------------
     def _acquire_writer_lock(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
         while True:
@@ -173,7 +175,7 @@ class PostgresWarehouse(Warehouse):
             "warehouse are serialised: wait for it to finish and retry"
         )
 
-    # -- schema -----------------------------------------------------------------------------
+    # -- schema ----------------------------------------------------------------------------------
     def init_schema(self) -> None:
         """Create missing schemas and ledger tables (idempotent, safe for concurrent runs).
 
@@ -202,8 +204,12 @@ class PostgresWarehouse(Warehouse):
                     else:
                         ddl = f"create table if not exists {table} ({LEDGER_TABLES[table].strip()})"
                     self._conn.execute(ddl)
-        except Exception as exc:  # noqa: BLE001 - any driver error: one clear message
-            raise self._error("cannot create the warehouse schemas", exc) from None
+        except Exception as exc:
+            raise self._error(
+                "cannot create the warehouse schemas (an administrator runs "
+                "'retailhub warehouse init' once; runs then need no CREATE on the database)",
+                exc,
+            ) from None
 
     def _existing_schemas(self) -> set[str]:
         rows = self._conn.execute("select nspname from pg_namespace").fetchall()
@@ -224,7 +230,7 @@ class PostgresWarehouse(Warehouse):
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
-    # -- keys -----------------------------------------------------------------------------------
+    # -- keys ------------------------------------------------------------------------------------
     def declare_keys(self, keys: Mapping[str, TableKeys]) -> None:
         """Primary keys, foreign keys and indexes to build on the tables the next publish
         replaces (from the model sidecars)."""
@@ -234,7 +240,14 @@ class PostgresWarehouse(Warehouse):
     def keys(self) -> dict[str, TableKeys]:
         return self._keys
 
-    # -- history --------------------------------------------------------------------------------
+    # -- administration --------------------------------------------------------------------------
+    def init_roles(self, roles: RoleNames) -> InitReport:
+        """Create the loader and analyst roles and their grants (needs an admin connection)."""
+        from retailhub.warehouse.pg_roles import init_warehouse
+
+        return init_warehouse(self._conn, roles, run_id=self.label)
+
+    # -- history ---------------------------------------------------------------------------------
     def history_relation(self, table: str) -> str | None:
         """Stream ``table`` into ``work.hist`` (once per publish) and name the copy."""
         if table in self._history:
@@ -259,7 +272,7 @@ class PostgresWarehouse(Warehouse):
                 )
             finally:
                 con.unregister(src)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(f"cannot read {table} from the warehouse", exc) from None
         finally:
             cur.close()
@@ -270,9 +283,15 @@ class PostgresWarehouse(Warehouse):
     def _adbc_conn(self) -> Any:
         if self._adbc is None:
             self._adbc = self.target.connect_adbc(application_name=self.application_name)
+            if self.read_only:
+                cur = self._adbc.cursor()
+                try:
+                    cur.execute("set default_transaction_read_only = on")
+                finally:
+                    cur.close()
         return self._adbc
 
-    # -- publishing -----------------------------------------------------------------------------
+    # -- publishing ------------------------------------------------------------------------------
     def publish(self, batch: PublishBatch) -> None:
         if self.read_only:
             raise WarehouseError(f"warehouse {self.display_url} was opened read-only")
@@ -283,11 +302,11 @@ class PostgresWarehouse(Warehouse):
         finally:
             self._history.clear()
 
-    # -- plain access -----------------------------------------------------------------------------
+    # -- plain access ----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         try:
             self._conn.execute(qmark_to_pyformat(sql) if params else sql, list(params) or None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error("statement failed", exc) from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
@@ -298,7 +317,7 @@ class PostgresWarehouse(Warehouse):
             columns = [d.name for d in cur.description or []]
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
             return QueryResult(columns=columns, rows=rows)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error("query failed", exc) from None
 
     def read_arrow(self, sql: str) -> pa.Table:
@@ -306,7 +325,7 @@ class PostgresWarehouse(Warehouse):
         try:
             cur.execute(sql)
             return decode_numeric(cur.fetch_arrow_table())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error("query failed", exc) from None
         finally:
             cur.close()
@@ -317,7 +336,7 @@ class PostgresWarehouse(Warehouse):
         try:
             with self._conn.transaction():
                 copy_rows(self._conn, table, rows)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(f"cannot insert into {table}", exc) from None
 
     def close(self) -> None:
@@ -326,14 +345,12 @@ class PostgresWarehouse(Warehouse):
             self._conn.close,  # ends the session: releases the writer lock
             lambda: self._compute.close() if self._compute is not None else None,
         ):
-            try:
+            with contextlib.suppress(Exception):  # closing twice, or after a server restart
                 closer()
-            except Exception:  # noqa: BLE001,S110 - closing twice or after a server restart
-                pass
         self._adbc = None
         self._compute = None
 
-    # -- errors -------------------------------------------------------------------------------------
+    # -- errors ----------------------------------------------------------------------------------
     def _error(self, what: str, exc: BaseException) -> WarehouseError:
         import psycopg
 

@@ -11,19 +11,24 @@ PostgreSQL tests locally and fails them under ``CI=true`` (see ``require_service
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import require_service
-from wh_helpers import (
+from tests.integration.warehouse.wh_helpers import (
     PREFIX,
+    Cluster,
     PgDatabase,
     WarehouseOpener,
     admin_target,
+    find_pg_bin,
     open_duckdb,
     open_postgres,
+    start_tls_cluster,
+    stop_cluster,
 )
 
 from retailhub.warehouse.base import Warehouse
@@ -90,3 +95,43 @@ def open_warehouse(
     finally:
         for wh in opened:
             wh.close()
+
+
+@pytest.fixture(scope="session")
+def tls_cluster() -> Iterator[Cluster]:
+    """A private server with a self-signed certificate that refuses TCP without TLS."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None or shutil.which("openssl") is None:
+        require_service("PostgreSQL server binaries", "initdb/pg_ctl or openssl not found")
+    assert bin_dir is not None
+    try:
+        cluster = start_tls_cluster(bin_dir)
+    except Exception as exc:
+        require_service("a private PostgreSQL cluster", f"could not start: {exc}")
+        raise
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated demo data (small), shared by the pipeline tests of this package."""
+    from retailhub.demo import generate
+
+    out = tmp_path_factory.mktemp("wh-demo") / "data"
+    generate(out, rows=3000, seed=11, defect_rate=0.02)
+    return out
+
+
+@pytest.fixture
+def demo_project(tmp_path: Path, demo_data: Path) -> Path:
+    """A scaffolded project with its own copy of the demo data."""
+    from retailhub.config.scaffold import scaffold
+
+    project = tmp_path / "shop"
+    scaffold(project)
+    shutil.rmtree(project / "data")
+    shutil.copytree(demo_data, project / "data")
+    return project

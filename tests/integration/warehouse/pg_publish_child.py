@@ -1,4 +1,6 @@
-"""A publishing process for the crash tests: run as ``python pg_publish_child.py URL WORK MODE ROWS``.
+"""A publishing child process for the crash tests.
+
+Run as ``python pg_publish_child.py URL WORK MODE ROWS``.
 
 It builds ``ROWS`` rows in DuckDB and publishes them to ``core.big`` (replace) and ``raw.events``
 (append). MODE ``load`` just publishes (the test kills it while COPY runs); MODE ``swap`` stops

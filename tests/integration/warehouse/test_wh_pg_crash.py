@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from wh_helpers import PgDatabase, open_postgres
+from tests.integration.warehouse.wh_helpers import PgDatabase, open_postgres
 
 from retailhub.warehouse.base import PublishBatch
 from retailhub.warehouse.postgres import STAGING_SCHEMA

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from models_fixtures import find_datasets, load_real_sources
+from models_oracles import ORACLES
 
 from retailhub.models import build_models, load_models, test_models
 
@@ -149,3 +150,9 @@ def test_dimensions_have_the_documented_members(real):
 def test_sidecar_column_tests_pass_on_real_data(real):
     con, built = real
     assert test_models(con, built) == []
+
+
+@pytest.mark.parametrize("oracle", ORACLES, ids=lambda f: f.__name__)
+def test_models_agree_with_the_reference_formulation_on_real_data(real, oracle):
+    con, built = real
+    assert oracle(con, built) == 0

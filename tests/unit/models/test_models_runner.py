@@ -12,6 +12,7 @@ from retailhub.errors import ConfigError, ModelError
 from retailhub.models import (
     BuiltModel,
     build_models,
+    built_relation,
     lineage_edges,
     load_model,
     load_models,
@@ -51,10 +52,12 @@ def test_builtin_models_load_with_their_sidecars():
     for model in models.values():
         assert model.spec["name"] == model.name
         assert model.spec["grain"], model.name
-        assert model.spec["materialized"] == "table"
+        assert model.materialized in {"table", "view"}, model.name
+        if model.schema == "core":  # published by copying: the marts must be stored
+            assert model.materialized == "table", model.name
         assert model.schema == {"stg": "stg", "int": "int"}.get(model.name[:3], "core")
         assert model.sql_path.is_relative_to(BUILTIN_DIR)
-    assert models["fct_sales"].depends_on == ("int_sales_lines", "int_products")
+    assert models["fct_sales"].depends_on == ("int_sales_lines", "int_products", "int_places")
     assert models["stg_online_retail"].sources == ("online_retail",)
 
 
@@ -108,7 +111,7 @@ def test_unsupported_template_tag_is_rejected_at_load(tmp_path):
     ("sidecar", "message"),
     [
         ("name: other\n", "key 'name'"),
-        ("materialized: view\n", "key 'materialized'"),
+        ("materialized: incremental\n", "key 'materialized'"),
         ("schema: Core-X\n", "key 'schema'"),
         ("columns:\n  - name: x\n    tests: [unique, primary]\n", "unknown test 'primary'"),
         ("columns:\n  - name: x\n    tests:\n      - relationships: {to: y}\n", "relationships"),
@@ -148,6 +151,68 @@ def test_project_model_builds_on_top_of_builtins_with_prefix_and_progress(
     assert len(messages) == len(built)
     assert messages[-1].startswith("built run1_mart.mart_country_revenue (4 rows")
     assert test_models(con, built) == []
+
+
+def test_materialisation_can_change_between_builds(tmp_path, con):
+    """A view model is a temporary view, a table model a table in the prefix's catalog; each
+    build drops what an earlier build of the other kind left, and both read the same rows."""
+    con.execute("attach ':memory:' as work")
+    con.execute("create schema raw")
+    con.execute("create table raw.numbers as select * from range(5) as t (n)")
+    # like the pipeline's sources: a temp view over a schema-qualified table of the main db
+    con.execute("create temp view current_numbers as select * from raw.numbers")
+    sql = "select n * 2 as doubled from {{ source('numbers') }}"
+    kinds = """
+        select
+            (select count(*) from duckdb_tables()
+             where database_name = 'work' and table_name = 'stg_numbers'),
+            (select count(*) from duckdb_views() where temporary
+             and view_name = 'work__stg__stg_numbers')
+    """
+    sums = {}
+    for kind in ("table", "view", "table"):
+        write_model(tmp_path, "stg_numbers", sql, f"materialized: {kind}\n")
+        model = load_model(tmp_path / "stg_numbers.sql")
+        built = build_models(con, [model], {"numbers": "current_numbers"}, schema_prefix="work.")
+        assert (built[0].materialized, built[0].rows) == (kind, 5)
+        expected = {"table": "work.stg.stg_numbers", "view": "temp.main.work__stg__stg_numbers"}
+        assert built[0].relation == built_relation(model, "work.") == expected[kind]
+        assert con.sql(kinds).fetchall() == [(1, 0) if kind == "table" else (0, 1)]
+        sums[kind] = con.sql(f"select sum(doubled) from {built[0].relation}").fetchall()
+    assert sums == {"table": [(20,)], "view": [(20,)]}
+
+
+def test_build_settings_are_restored_after_a_build_and_a_failure(tmp_path, con, known_sources):
+    """The runner relaxes DuckDB settings while it builds; whoever owns the connection gets
+    them back, also when a model fails."""
+    settings = "select name, value from duckdb_settings() where name in (?, ?) order by name"
+    names = ["disabled_compression_methods", "preserve_insertion_order"]
+    before = con.execute(settings, names).fetchall()
+    build_models(con, load_models(), known_sources)
+    assert con.execute(settings, names).fetchall() == before
+    with pytest.raises(ModelError, match="broken"):
+        build_models(con, [load_model(write_model(tmp_path, "broken", "select nope"))], {})
+    assert con.execute(settings, names).fetchall() == before
+
+
+def test_column_tests_run_on_views(tmp_path, con):
+    write_model(
+        tmp_path,
+        "stg_labels",
+        "select * from (values (1, 'a'), (1, null)) as t (id, label)",
+        """
+        materialized: view
+        columns:
+          - name: id
+            tests: [unique]
+          - name: label
+            tests: [not_null]
+        """,
+    )
+    built = build_models(con, [load_model(tmp_path / "stg_labels.sql")], {})
+    assert built[0].materialized == "view"
+    failures = {(f.column, f.test): f.failing_rows for f in test_models(con, built)}
+    assert failures == {("id", "unique"): 2, ("label", "not_null"): 1}
 
 
 def test_failing_sql_names_model_file_and_engine_error(tmp_path, con, known_sources):

@@ -15,16 +15,17 @@ catalog as (
     select * from {{ ref('stg_product_catalog') }}
 ),
 
-online_retail_names as (
-    -- how often each description is used for a code, counting real (priced) sales apart
+online_retail_descriptions as (
+    -- the only pass over the lines: how often each description (NULL included) is used for a
+    -- code, counting real (priced) sales apart; the kind depends on the code alone
     select
         stock_code,
         description,
+        non_product_kind,
         count(case when unit_price > 0 then 1 end) as priced_lines,
         count(*) as lines
     from online_retail
-    where description is not null
-    group by stock_code, description
+    group by stock_code, description, non_product_kind
 ),
 
 online_retail_chosen_names as (
@@ -37,7 +38,8 @@ online_retail_chosen_names as (
             row_number() over (
                 partition by stock_code order by priced_lines desc, lines desc, description
             ) as name_rank
-        from online_retail_names
+        from online_retail_descriptions
+        where description is not null
     ) as ranked
     where name_rank = 1
 ),
@@ -48,7 +50,7 @@ online_retail_codes as (
         -- every line of a code has the same classification; min() just collapses them
         min(non_product_kind) as non_product_kind,
         count(distinct description) as name_variants
-    from online_retail
+    from online_retail_descriptions
     group by stock_code
 ),
 

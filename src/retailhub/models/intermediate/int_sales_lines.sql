@@ -10,8 +10,31 @@ superstore as (
     select * from {{ ref('stg_superstore') }}
 ),
 
-country_aliases as (
-    select * from {{ ref('int_country_aliases') }}
+places as (
+    -- int_places standardised every place these lines name. The staging models write no
+    -- empty strings (empty text is NULL there), so '' stands for NULL in the join key. One
+    -- row per key (min() of a single value is that value) on plain columns lets DuckDB drop
+    -- the join for a reader that uses neither country nor geography_nk
+    select
+        country_key,
+        region_key,
+        state_key,
+        city_key,
+        postal_code_key,
+        min(country) as country,
+        min(geography_nk) as geography_nk
+    from (
+        select
+            coalesce(country_raw, '') as country_key,
+            coalesce(region, '') as region_key,
+            coalesce(state, '') as state_key,
+            coalesce(city, '') as city_key,
+            coalesce(postal_code, '') as postal_code_key,
+            country,
+            geography_nk
+        from {{ ref('int_places') }}
+    ) as keyed
+    group by country_key, region_key, state_key, city_key, postal_code_key
 ),
 
 online_retail_lines as (
@@ -96,16 +119,27 @@ unioned as (
     select * from superstore_lines
 ),
 
-standardised as (
+placed as (
     select
-        unioned.*,
-        case
-            when country_aliases.country_alias is not null then country_aliases.country_name
-            else unioned.country_raw
-        end as country
-    from unioned
-    left join country_aliases
-        on upper(unioned.country_raw) = country_aliases.country_alias
+        lines.*,
+        places.country,
+        places.geography_nk
+    from (
+        select
+            unioned.*,
+            coalesce(country_raw, '') as country_key,
+            coalesce(region, '') as region_key,
+            coalesce(state, '') as state_key,
+            coalesce(city, '') as city_key,
+            coalesce(postal_code, '') as postal_code_key
+        from unioned
+    ) as lines
+    left join places
+        on lines.country_key = places.country_key
+        and lines.region_key = places.region_key
+        and lines.state_key = places.state_key
+        and lines.city_key = places.city_key
+        and lines.postal_code_key = places.postal_code_key
 ),
 
 final as (
@@ -126,14 +160,7 @@ final as (
         state,
         city,
         postal_code,
-        case
-            when country is null and region is null and state is null and city is null
-                and postal_code is null then null
-            else
-                'geo|' || coalesce(country, '') || '|' || coalesce(region, '') || '|'
-                || coalesce(state, '') || '|' || coalesce(city, '') || '|'
-                || coalesce(postal_code, '')
-        end as geography_nk,
+        geography_nk,
         channel_name,
         quantity,
         unit_price,
@@ -149,7 +176,7 @@ final as (
         _source,
         _source_file,
         _line
-    from standardised
+    from placed
 )
 
 select * from final

@@ -3,11 +3,14 @@
 with
 
 sales_dates as (
-    select order_date as fact_date from {{ ref('int_sales_lines') }}
+    -- the facts themselves: every line of int_sales_lines is in fct_sales and every activity
+    -- date of stg_customer_behaviour in fct_customer_activity, and reading a stored date
+    -- column is far cheaper than recomputing the order dates of the lines
+    select order_date as fact_date from {{ ref('fct_sales') }}
 ),
 
 activity_dates as (
-    select activity_date as fact_date from {{ ref('stg_customer_behaviour') }}
+    select activity_date as fact_date from {{ ref('fct_customer_activity') }}
 ),
 
 bounds as (

@@ -3,11 +3,8 @@
 -- unknown place (key 0) for lines whose country is missing or 'Unspecified'.
 with
 
-sales_lines as (
-    select * from {{ ref('int_sales_lines') }}
-),
-
 places as (
+    -- every place int_sales_lines names, standardised (several spellings may give one place)
     select distinct
         geography_nk,
         country,
@@ -15,7 +12,7 @@ places as (
         state,
         city,
         postal_code
-    from sales_lines
+    from {{ ref('int_places') }}
     where geography_nk is not null
 ),
 

@@ -1,6 +1,11 @@
 -- One row per order line of both sales sources. Amounts are signed (cancellations are
 -- negative), so summing net_amount nets returns; filter is_cancellation / is_adjustment /
 -- is_product to choose what counts as product revenue.
+--
+-- rh_surrogate_key is an MD5, and there are orders of magnitude more lines than products or
+-- places: their keys are hashed once per product / place and joined to the lines. The
+-- natural key is still hashed for a line whose product or place the list lacks, so the key
+-- is always rh_surrogate_key(natural key), 0 when there is none.
 with
 
 sales_lines as (
@@ -8,7 +13,13 @@ sales_lines as (
 ),
 
 products as (
-    select * from {{ ref('int_products') }}
+    select product_nk, unit_cost, rh_surrogate_key(product_nk) as product_key
+    from {{ ref('int_products') }}
+),
+
+places as (
+    select geography_nk, rh_surrogate_key(geography_nk) as geography_key
+    from (select distinct geography_nk from {{ ref('int_places') }}) as nks
 ),
 
 costed as (
@@ -20,9 +31,14 @@ costed as (
                 then sales_lines.net_amount - sales_lines.profit_amount
             when products.unit_cost is not null
                 then cast(sales_lines.quantity * products.unit_cost as decimal(18, 4))
-        end as cost_amount
+        end as cost_amount,
+        coalesce(products.product_key, rh_surrogate_key(sales_lines.product_nk), 0)
+            as product_key,
+        coalesce(places.geography_key, rh_surrogate_key(sales_lines.geography_nk), 0)
+            as geography_key
     from sales_lines
     left join products on sales_lines.product_nk = products.product_nk
+    left join places on sales_lines.geography_nk = places.geography_nk
 ),
 
 final as (
@@ -41,9 +57,9 @@ final as (
         ) as date_key,
         coalesce(rh_surrogate_key(customer_nk), 0) as customer_key,
         customer_id,
-        coalesce(rh_surrogate_key(product_nk), 0) as product_key,
+        product_key,
         product_id,
-        coalesce(rh_surrogate_key(geography_nk), 0) as geography_key,
+        geography_key,
         coalesce(rh_surrogate_key('channel|' || channel_name), 0) as channel_key,
         ship_date,
         ship_mode,

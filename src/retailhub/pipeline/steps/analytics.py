@@ -7,7 +7,10 @@ from retailhub.pipeline.plan import Task
 
 
 def run(ctx: RunContext, task: Task) -> TaskOutput:
-    from retailhub.pipeline.marts import build_marts
+    from retailhub.pipeline.marts import build_marts, headline_insights
 
     built = build_marts(ctx)
-    return TaskOutput(rows_out=sum(m["rows"] for m in built), payload={"marts": built})
+    return TaskOutput(
+        rows_out=sum(m["rows"] for m in built),
+        payload={"marts": built, "insights": headline_insights(built)},
+    )

@@ -46,7 +46,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     ledger.wh.insert_rows("meta.quality_results", results)
     ledger.wh.insert_rows("meta.dataset_accounting", accounting)
     totals = {
-        k: sum(a[k] for a in accounting) for k in ("input_rows", "accepted_rows", "quarantined_rows")
+        k: sum(a[k] for a in accounting)
+        for k in ("input_rows", "accepted_rows", "quarantined_rows")
     }
     if blocking:
         lines = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from retailhub.pipeline import publish_policy
 from retailhub.pipeline.context import RunContext, TaskOutput
 from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
 from retailhub.pipeline.relations import work_table_exists
@@ -43,7 +44,13 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         if p["quarantined_rows"] and work_table_exists(ctx, quarantined):
             batch.append[f"quarantine.{dataset}"] = quarantined
             lineage.append(
-                _edge(ctx.run_id, f"raw.{dataset}", f"quarantine.{dataset}", p["quarantined_rows"], now)
+                _edge(
+                    ctx.run_id,
+                    f"raw.{dataset}",
+                    f"quarantine.{dataset}",
+                    p["quarantined_rows"],
+                    now,
+                )
             )
     published: dict[str, int] = {}
     for step in (TRANSFORM, ANALYTICS):
@@ -58,10 +65,32 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
     batch.rows["meta.ingested_files"] = files
     batch.rows["meta.lineage"] = lineage
+    # -- production publishing (issue 3): keys, pseudonyms, increments, audit rows ----------
+    built = [
+        m
+        for step in (TRANSFORM, ANALYTICS)
+        for key in ("models", "marts")
+        for m in ctx.payload(step).get(key, [])
+    ]
+    increments = publish_policy.prepare(
+        ctx.warehouse,
+        batch,
+        built,
+        published,
+        run_id=ctx.run_id,
+        now=ctx.now,
+        full_refresh=bool(getattr(ctx, "full_refresh", False)),
+    )
+    # -- end of issue 3 additions -----------------------------------------------------------
     ctx.warehouse.publish(batch)
     return TaskOutput(
         rows_out=sum(published.values()),
-        payload={"tables": published, "files": len(files), "lineage_edges": len(lineage)},
+        payload={
+            "tables": published,
+            "files": len(files),
+            "lineage_edges": len(lineage),
+            "incremental": increments.mode,
+        },
     )
 
 
@@ -82,7 +111,13 @@ def _file_row(run_id: str, ingest: dict, unit: dict) -> dict:
 
 
 def _edge(run_id: str, src: str, dst: str, rows: int | None, now: object) -> dict:
-    return {"run_id": run_id, "source_table": src, "target_table": dst, "rows": rows, "recorded_at": now}
+    return {
+        "run_id": run_id,
+        "source_table": src,
+        "target_table": dst,
+        "rows": rows,
+        "recorded_at": now,
+    }
 
 
 def _ts(value: str | None) -> datetime | None:

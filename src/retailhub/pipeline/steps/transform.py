@@ -19,7 +19,9 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     datasets = datasets_of(ctx.settings)
     relations = {}
     for dataset in sorted(set(BUILT_IN_DATASETS) | set(datasets)):
-        layout = ctx.settings.sources[datasets[dataset][0]].layout if dataset in datasets else dataset
+        layout = (
+            ctx.settings.sources[datasets[dataset][0]].layout if dataset in datasets else dataset
+        )
         relations[dataset] = current_relation(ctx, dataset, layout)
     extra = [ctx.project.resolve("models")] if ctx.project.resolve("models").is_dir() else []
     models = load_models(extra)

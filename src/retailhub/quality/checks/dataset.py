@@ -143,9 +143,12 @@ class ColumnFreshnessCheck(Check):
     column: str
     max_age_hours: float
 
+    def scan_items(self) -> list[str]:
+        return [f"{ident(self.column)} AS __rh_t{self.index}"]
+
     def aggregates(self) -> list[str]:
-        col = ident(self.column)
-        return [f"max({col}) AS __rh_t{self.index}_max", f"count({col}) AS __rh_t{self.index}_n"]
+        col = f"__rh_t{self.index}"
+        return [f"max({col}) AS {col}_max", f"count({col}) AS {col}_n"]
 
     def results(self, agg: Mapping[str, Any], samples: Samples, env: Env) -> list[RuleResult]:
         newest = agg[f"__rh_t{self.index}_max"]

@@ -5,7 +5,8 @@ and the offending values. NULL passes every row-level kind (as in a SQL CHECK co
 foreign key): a missing value is completeness' business, so one defect is counted once.
 
 SQL scopes: ``fails`` is evaluated over the ``base`` step (staged columns plus ``base_items``);
-``reason`` over the checked table (staged columns plus the ``__rh_*`` columns the scan keeps).
+``reason`` over the staged columns plus the ``__rh_*`` columns the scan keeps (in the scan
+itself, and later for samples, where the checked table is joined back to the staged rows).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class RowCheck(Check):
     #: ``name AS (...)`` common table expressions the scan needs (uniqueness).
     ctes: list[str] = field(default_factory=list)
     base_items: list[str] = field(default_factory=list)
-    windows: list[str] = field(default_factory=list)
     joins: list[str] = field(default_factory=list)
     #: ``<expr> AS <name>`` kept in the checked table, evaluated after the flags.
     kept_items: list[str] = field(default_factory=list)
@@ -62,17 +62,20 @@ class RowCheck(Check):
     @property
     def self_contained(self) -> bool:
         """True when ``fails`` and ``reason`` bind against the staged table alone."""
-        return not (self.ctes or self.joins or self.windows or self.base_items)
+        return not (self.ctes or self.joins or self.base_items)
 
     def scan_items(self) -> list[str]:
         return list(self.kept_items)
 
+    @property
+    def where_flag(self) -> str:
+        """Scan column holding the ``where`` filter (rows this rule checks)."""
+        return f"__rh_w{self.index}"
+
     def aggregates(self) -> list[str]:
         items = [f"count(*) FILTER (WHERE {self.flag}) AS {self.flag}_fail"]
         if self.where:
-            items.append(
-                f"count(*) FILTER (WHERE coalesce(({self.where}), false)) AS {self.flag}_checked"
-            )
+            items.append(f"count(*) FILTER (WHERE {self.where_flag}) AS {self.flag}_checked")
         return items
 
     def sample_specs(self) -> list[SampleSpec]:
@@ -85,9 +88,13 @@ class RowCheck(Check):
         return [pass_rate_result(self.info, env, failing, int(checked), sample, self.what)]
 
 
-def _guarded(core: str, where: str | None) -> str:
-    guarded = f"coalesce(({core}), false)"
-    return f"(coalesce(({where}), false) AND {guarded})" if where else guarded
+def _guarded(core: str) -> str:
+    """``core`` as a non-NULL boolean.
+
+    A ``where`` filter is not applied here: the compiler evaluates it once per row into
+    ``__rh_w<i>`` and ANDs it with ``fails``.
+    """
+    return f"coalesce(({core}), false)"
 
 
 def _prefix(info: RuleInfo) -> str:
@@ -107,7 +114,6 @@ def uniqueness_check(
     schema: Mapping[str, str],
     *,
     staged: str,
-    has_rowid: bool,
 ) -> RowCheck:
     """Later copies of a key fail; the first by (file, line) is kept and named in the reason.
 
@@ -116,13 +122,14 @@ def uniqueness_check(
     so two different unparseable values are not taken for copies of each other.
 
     Why not one wide window: ``row_number() OVER (PARTITION BY <all columns> ...)`` sorts every
-    row by every column (23 s for 10M rows on 2 cores). Instead a 64-bit hash of the key finds
-    the few rows whose hash repeats, and the exact window runs on those rows only, so the
-    result is exact (a hash collision only adds a candidate). Needs the staged relation's
-    ``rowid`` (a table); a view falls back to the wide window.
+    row and all its columns by every key column (23 s for 10M rows on 2 cores). Instead a
+    narrow window over a 64-bit hash of the key finds the few rows whose hash repeats, and the
+    exact window runs on those rows only (2 s): the result stays exact, a hash collision only
+    adds a candidate. Rows are matched back by the staged table's ``rowid``.
     """
-    keys = [ident(c) for c in columns] + ([TYPE_ERRORS] if star else [])
-    keylist = ", ".join(keys)
+    keys = ", ".join([ident(c) for c in columns] + ([TYPE_ERRORS] if star else []))
+    only = f" WHERE coalesce(({where}), false)" if where else ""
+    hashes, dups = f"__rh_h{index}", f"__rh_u{index}"
     if star:
         reason = f"{_prefix(info)} || 'duplicate of row at ' || __rh_d{index}"
     else:
@@ -130,48 +137,30 @@ def uniqueness_check(
             f"{_prefix(info)} || 'duplicate key (' || {assignments(columns, schema)} "
             f"|| ') first seen at ' || __rh_d{index}"
         )
-    check = RowCheck(
+    return RowCheck(
         info=info,
         index=index,
-        fails="",
+        fails=f"__rh_dup{index}",
         reason=reason,
         where=where,
         what="repeat an earlier row" if star else "repeat an earlier key",
         sample_columns=list(columns),
+        ctes=[
+            f"{hashes} AS (SELECT rowid AS rid, count(*) OVER (PARTITION BY hash({keys})) "
+            f"AS n FROM {staged}{only})",
+            f"{dups} AS (SELECT rid, first_seen FROM (SELECT rowid AS rid, "
+            f"row_number() OVER w AS rn, first_value({_FIRST_SEEN}) OVER w AS first_seen "
+            f"FROM {staged} WHERE rowid IN (SELECT rid FROM {hashes} WHERE n > 1) "
+            f"WINDOW w AS (PARTITION BY {keys} ORDER BY {ORDER})) WHERE rn > 1)",
+        ],
+        joins=[f"LEFT JOIN {dups} ON __rh_s.rowid = {dups}.rid"],
+        base_items=[
+            f"({dups}.rid IS NOT NULL) AS __rh_dup{index}",
+            f"{dups}.first_seen AS __rh_first{index}",
+        ],
         kept_items=[f"CASE WHEN __rh_f{index} THEN __rh_first{index} END AS __rh_d{index}"],
         user_sql=_where_sql(where),
     )
-    if has_rowid:
-        only = f" WHERE coalesce(({where}), false)" if where else ""
-        hashes, dups = f"__rh_h{index}", f"__rh_u{index}"
-        repeated = (
-            f"SELECT rid FROM {hashes} WHERE h IN "
-            f"(SELECT h FROM {hashes} GROUP BY h HAVING count(*) > 1)"
-        )
-        check.ctes = [
-            f"{hashes} AS MATERIALIZED (SELECT rowid AS rid, hash({keylist}) AS h "
-            f"FROM {staged}{only})",
-            f"{dups} AS (SELECT rid, first_seen FROM (SELECT rowid AS rid, "
-            f"row_number() OVER w AS rn, first_value({_FIRST_SEEN}) OVER w AS first_seen "
-            f"FROM {staged} WHERE rowid IN ({repeated}) "
-            f"WINDOW w AS (PARTITION BY {keylist} ORDER BY {ORDER})) WHERE rn > 1)",
-        ]
-        check.joins = [f"LEFT JOIN {dups} ON __rh_s.rowid = {dups}.rid"]
-        check.base_items = [
-            f"({dups}.rid IS NOT NULL) AS __rh_dup{index}",
-            f"{dups}.first_seen AS __rh_first{index}",
-        ]
-        check.fails = f"__rh_dup{index}"
-    else:
-        window = f"__rh_w{index}"
-        partition = ([f"coalesce(({where}), false)"] if where else []) + keys
-        check.windows = [f"{window} AS (PARTITION BY {', '.join(partition)} ORDER BY {ORDER})"]
-        check.base_items = [
-            f"row_number() OVER {window} AS __rh_rn{index}",
-            f"first_value({_FIRST_SEEN}) OVER {window} AS __rh_first{index}",
-        ]
-        check.fails = _guarded(f"__rh_rn{index} > 1", where)
-    return check
 
 
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -197,7 +186,7 @@ def validity_check(
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"NOT ({expression})", where),
+        fails=_guarded(f"NOT ({expression})"),
         reason=f"{_prefix(info)} || {detail}",
         where=where,
         what="fail the expression",
@@ -226,7 +215,7 @@ def range_check(
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND ({' OR '.join(tests)})", where),
+        fails=_guarded(f"{col} IS NOT NULL AND ({' OR '.join(tests)})"),
         reason=(
             f"{_prefix(info)} || {assignments([column], schema)} || "
             f"CASE {' '.join(explain)} ELSE '' END"
@@ -251,7 +240,7 @@ def accepted_values_check(
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND {col} NOT IN ({accepted})", where),
+        fails=_guarded(f"{col} IS NOT NULL AND {col} NOT IN ({accepted})"),
         reason=f"{_prefix(info)} || {assignments([column], schema)} || ' is not accepted'",
         where=where,
         what="hold a value that is not accepted",
@@ -274,7 +263,7 @@ def regex_check(
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND {test}", where),
+        fails=_guarded(f"{col} IS NOT NULL AND {test}"),
         reason=f"{_prefix(info)} || {assignments([column], schema)} || ' does not match'",
         where=where,
         what="do not match the pattern",
@@ -303,7 +292,7 @@ def referential_check(
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"{ident(column)} IS NOT NULL AND {missing}", where),
+        fails=_guarded(f"{ident(column)} IS NOT NULL AND {missing}"),
         reason=(
             f"{_prefix(info)} || {assignments([column], schema)} || "
             f"{literal(' not found in ' + target)}"

@@ -1,0 +1,423 @@
+"""Backup and restore of the warehouse, for both engines, verified by checksums.
+
+A backup is three files: ``FILE`` (PostgreSQL: a ``pg_dump`` custom-format archive of the
+retailhub schemas; DuckDB: a tar of ``EXPORT DATABASE`` as Parquet), ``FILE.manifest.json``
+(engine, time, row count of every table) and ``FILE.sha256`` (``sha256sum`` format over both,
+so ``sha256sum -c FILE.sha256`` works by hand too).
+
+Restore checks the checksums before touching anything, then replaces the warehouse
+atomically: PostgreSQL drops and recreates the retailhub schemas in one transaction that also
+checks every table's row count against the manifest before it commits; DuckDB imports into a
+new file and renames it over the old one. Either way a failed restore leaves the warehouse as
+it was. Both hold the writer lock, so no run publishes halfway through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retailhub.errors import UsageError, WarehouseError
+from retailhub.warehouse import audit
+from retailhub.warehouse.base import SCHEMAS, Warehouse
+from retailhub.warehouse.factory import duckdb_path, engine_of
+
+if TYPE_CHECKING:
+    from retailhub.config.settings import WarehouseConfig
+    from retailhub.warehouse.pg_conn import PgTarget
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+
+
+@dataclass
+class BackupResult:
+    path: Path
+    checksum_path: Path
+    manifest_path: Path
+    sha256: str
+    bytes: int
+    tables: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class RestoreResult:
+    path: Path
+    tables: dict[str, int]
+    seconds: float
+
+
+# -- checksums ----------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".manifest.json")
+
+
+def write_checksums(path: Path) -> Path:
+    lines = [f"{sha256_file(p)}  {p.name}\n" for p in (path, manifest_path(path))]
+    out = checksum_path(path)
+    out.write_text("".join(lines))
+    return out
+
+
+def verify_checksums(path: Path) -> None:
+    """Raise UsageError unless FILE and its manifest match ``FILE.sha256``."""
+    sums = checksum_path(path)
+    if not path.is_file():
+        raise UsageError(f"backup file {path} does not exist", file=str(path))
+    if not sums.is_file():
+        raise UsageError(
+            f"checksum file {sums} is missing: refusing to restore an unverified backup",
+            file=str(sums),
+        )
+    expected = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, _, name = line.partition("  ")
+            expected[name.strip()] = digest.strip()
+    for p in (path, manifest_path(path)):
+        want = expected.get(p.name)
+        if want is None:
+            raise UsageError(f"{sums} has no checksum for {p.name}", file=str(sums))
+        if not p.is_file():
+            raise UsageError(f"{p} is missing", file=str(p))
+        have = sha256_file(p)
+        if have != want:
+            raise UsageError(
+                f"checksum mismatch for {p}: expected {want[:12]}…, found {have[:12]}…; the "
+                "backup is damaged or was changed, nothing was restored",
+                file=str(p),
+            )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    return json.loads(manifest_path(path).read_text())
+
+
+# -- row counts -----------------------------------------------------------------------------------
+def table_counts(wh: Warehouse, schemas: tuple[str, ...] = SCHEMAS) -> dict[str, int]:
+    """Row count of every base table in ``schemas`` (partitions counted through their parent)."""
+    if wh.engine == "postgres":
+        listing = wh.query(
+            "select n.nspname || '.' || c.relname from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = any(?) "
+            "order by 1",
+            [list(schemas)],
+        )
+    else:
+        names = ", ".join(f"'{s}'" for s in schemas)
+        listing = wh.query(
+            "select schema_name || '.' || table_name from duckdb_tables() "
+            f"where database_name = current_database() and schema_name in ({names}) order by 1"
+        )
+    counts = {}
+    for (table,) in listing.rows:
+        schema, name = table.split(".", 1)
+        res = wh.query(f'select count(*) from "{schema}"."{name}"')
+        counts[table] = int(res.rows[0][0])
+    return counts
+
+
+# -- entry points ----------------------------------------------------------------------------------
+def backup(cfg: WarehouseConfig, root: Path, out: Path) -> BackupResult:
+    """Write a verified backup of the warehouse configured by ``cfg`` to ``out``."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if engine_of(cfg.url) == "postgres":
+        tables = _backup_postgres(cfg, out)
+    else:
+        tables = _backup_duckdb(cfg, root, out)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "engine": engine_of(cfg.url),
+        "created_at": datetime.now(UTC).isoformat(),
+        "file": out.name,
+        "tables": tables,
+    }
+    manifest_path(out).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    sums = write_checksums(out)
+    digest = sums.read_text().split()[0]
+    seconds = time.perf_counter() - started
+    _audit(
+        cfg,
+        root,
+        "backup",
+        str(out),
+        sum(tables.values()),
+        f"sha256 {digest}; {len(tables)} tables",
+    )
+    return BackupResult(out, sums, manifest_path(out), digest, out.stat().st_size, tables, seconds)
+
+
+def restore(cfg: WarehouseConfig, root: Path, path: Path) -> RestoreResult:
+    """Verify ``path`` and replace the warehouse with it, atomically."""
+    path = path.resolve()
+    verify_checksums(path)
+    manifest = read_manifest(path)
+    engine = engine_of(cfg.url)
+    if manifest.get("engine") != engine:
+        raise UsageError(
+            f"{path} is a {manifest.get('engine')} backup; the configured warehouse is {engine}",
+            file=str(path),
+        )
+    started = time.perf_counter()
+    tables = {str(k): int(v) for k, v in manifest.get("tables", {}).items()}
+    if engine == "postgres":
+        _restore_postgres(cfg, path, tables)
+    else:
+        _restore_duckdb(cfg, root, path, tables)
+    _audit(
+        cfg,
+        root,
+        "restore",
+        str(path),
+        sum(tables.values()),
+        f"from backup of {manifest.get('created_at')}; {len(tables)} tables verified",
+    )
+    return RestoreResult(path, tables, time.perf_counter() - started)
+
+
+def _audit(cfg: WarehouseConfig, root: Path, op: str, obj: str, rows: int, detail: str) -> None:
+    from retailhub.warehouse.factory import open_warehouse
+
+    with open_warehouse(cfg, root) as wh:
+        audit.record(wh, [audit.entry(op, obj, rows, detail=detail)])
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------------
+def _pg_tool(name: str) -> str:
+    for directory in (os.environ.get("RETAILHUB_PG_BIN"), "/usr/lib/postgresql/15/bin", None):
+        if directory is None:
+            found = shutil.which(name)
+            if found:
+                return found
+        elif (Path(directory) / name).exists():
+            return str(Path(directory) / name)
+    raise WarehouseError(
+        f"'{name}' was not found: install the PostgreSQL client tools (or set RETAILHUB_PG_BIN)"
+    )
+
+
+def _run(
+    cmd: list[str], target: PgTarget, *, stdin: Any = None
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        proc = subprocess.run(
+            cmd, env=target.subprocess_env(), stdin=stdin, capture_output=True, check=False
+        )
+    except OSError as exc:
+        raise WarehouseError(f"cannot run {cmd[0]}: {exc}") from None
+    if proc.returncode != 0:
+        err = target.scrub(proc.stderr.decode(errors="replace")).strip()
+        raise WarehouseError(
+            f"{Path(cmd[0]).name} failed for {target.display_url} (exit {proc.returncode}): "
+            f"{err[-2000:]}",
+            host=target.host,
+        )
+    return proc
+
+
+def _schemas_present(wh: Warehouse) -> list[str]:
+    rows = wh.query("select nspname from pg_namespace where nspname = any(?)", [list(SCHEMAS)])
+    return [r[0] for r in rows.rows]
+
+
+def _backup_postgres(cfg: WarehouseConfig, out: Path) -> dict[str, int]:
+    from retailhub.warehouse.postgres import PostgresWarehouse
+
+    # The writer lock keeps runs from publishing while the dump runs, so the counts in the
+    # manifest describe exactly what the archive holds.
+    wh = PostgresWarehouse(cfg, label="backup")
+    try:
+        target = wh.target
+        schemas = _schemas_present(wh)
+        if not schemas:
+            raise UsageError(f"warehouse {wh.display_url} has no retailhub schemas to back up")
+        tables = table_counts(wh)
+        partial = out.with_name(out.name + ".partial")
+        cmd = [
+            _pg_tool("pg_dump"),
+            "--format=custom",
+            "--no-password",
+            f"--file={partial}",
+            f"--dbname={target.subprocess_dsn()}",
+            *[f"--schema={s}" for s in schemas],
+        ]
+        _run(cmd, target)
+        os.replace(partial, out)
+        return tables
+    finally:
+        wh.close()
+
+
+def _restore_postgres(cfg: WarehouseConfig, path: Path, tables: dict[str, int]) -> None:
+    from retailhub.warehouse.postgres import PostgresWarehouse
+
+    wh = PostgresWarehouse(cfg, label="restore")
+    try:
+        target = wh.target
+        script = _run([_pg_tool("pg_restore"), "--file=-", str(path)], target).stdout
+        # The staging schema stays: it holds nothing published, and its grants belong to init.
+        drop = ", ".join(f'"{s}"' for s in SCHEMAS)
+        checks = "\n".join(
+            f"  if (select count(*) from {_qualified(t)}) <> {n} then "
+            f"raise exception 'restore check failed: {t} does not have {n} rows'; end if;"
+            for t, n in sorted(tables.items())
+        )
+        audit_table = _qualified(audit.AUDIT_TABLE)
+        program = b"".join(
+            [
+                b"set lock_timeout = '30s';\n",
+                # The audit trail outlives a restore: keep the entries written since the backup.
+                (
+                    f"do $rh$ begin if to_regclass('{audit.AUDIT_TABLE}') is not null then "
+                    f"create temp table rh_audit_keep as select * from {audit_table}; "
+                    "end if; end $rh$;\n"
+                ).encode(),
+                f"drop schema if exists {drop} cascade;\n".encode(),
+                script,
+                (
+                    f"\ndo $rh$ begin\n{checks}\nend $rh$;\n"
+                    f"do $rh$ begin if to_regclass('pg_temp.rh_audit_keep') is not null "
+                    f"and to_regclass('{audit.AUDIT_TABLE}') is not null then "
+                    f"insert into {audit_table} select * from rh_audit_keep "
+                    f"except select * from {audit_table}; end if; end $rh$;\n"
+                ).encode(),
+            ]
+        )
+        with tempfile.TemporaryFile() as fh:
+            fh.write(program)
+            fh.seek(0)
+            _run(
+                [
+                    _pg_tool("psql"),
+                    "--no-psqlrc",
+                    "--quiet",
+                    "--single-transaction",
+                    "--set=ON_ERROR_STOP=1",
+                    "--no-password",
+                    f"--dbname={target.subprocess_dsn()}",
+                ],
+                target,
+                stdin=fh,
+            )
+    finally:
+        wh.close()
+
+
+def _qualified(table: str) -> str:
+    return ".".join(f'"{p}"' for p in table.split(".", 1))
+
+
+# -- DuckDB ----------------------------------------------------------------------------------------
+def _duck_path(cfg: WarehouseConfig, root: Path) -> Path:
+    path = duckdb_path(cfg.url, root)
+    if path is None:
+        raise UsageError("an in-memory DuckDB warehouse cannot be backed up or restored")
+    return path
+
+
+def _backup_duckdb(cfg: WarehouseConfig, root: Path, out: Path) -> dict[str, int]:
+    import duckdb
+
+    from retailhub.warehouse.duckdb import DuckDBWarehouse
+
+    path = _duck_path(cfg, root)
+    wh = DuckDBWarehouse(path, read_only=True)
+    try:
+        tables = table_counts(wh)
+        with tempfile.TemporaryDirectory(prefix="rh-backup-", dir=out.parent) as tmp:
+            export = Path(tmp) / "export"
+            escaped = str(export).replace("'", "''")
+            try:
+                wh.connection.execute(f"export database '{escaped}' (format parquet)")
+            except duckdb.Error as exc:
+                raise WarehouseError(f"export of {path} failed: {exc}") from None
+            partial = out.with_name(out.name + ".partial")
+            with tarfile.open(partial, "w") as tar:
+                for f in sorted(export.iterdir()):
+                    tar.add(f, arcname=f"export/{f.name}")
+            os.replace(partial, out)
+        return tables
+    finally:
+        wh.close()
+
+
+def _restore_duckdb(cfg: WarehouseConfig, root: Path, path: Path, tables: dict[str, int]) -> None:
+    import duckdb
+
+    from retailhub.warehouse.duckdb import DuckDBWarehouse
+
+    target = _duck_path(cfg, root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    kept = None
+    if target.exists():
+        # Fails with a clear message if a run or reader has the warehouse open; reads the
+        # audit trail, which outlives the restore.
+        probe = DuckDBWarehouse(target, read_only=False)
+        try:
+            if probe.table_exists(audit.AUDIT_TABLE):
+                kept = probe.read_arrow(f"select * from {audit.AUDIT_TABLE}")
+        finally:
+            probe.close()
+    with tempfile.TemporaryDirectory(prefix="rh-restore-", dir=target.parent) as tmp:
+        with tarfile.open(path, "r") as tar:
+            tar.extractall(tmp, filter="data")
+        fresh = Path(tmp) / "restored.duckdb"
+        con = duckdb.connect(str(fresh))
+        try:
+            escaped = str(Path(tmp) / "export").replace("'", "''")
+            con.execute(f"import database '{escaped}'")
+            for table, expected in tables.items():
+                schema, name = table.split(".", 1)
+                have = con.execute(f'select count(*) from "{schema}"."{name}"').fetchall()[0][0]
+                if have != expected:
+                    raise WarehouseError(
+                        f"restore check failed: {table} has {have} rows, the backup says "
+                        f"{expected}; the warehouse was not changed"
+                    )
+            if kept is not None and kept.num_rows:
+                con.register("rh_audit_keep", kept)
+                con.execute(
+                    f"create schema if not exists meta; {audit.create_statement()}; "
+                    f"insert into {audit.AUDIT_TABLE} by name (select * from rh_audit_keep "
+                    f"except select * from {audit.AUDIT_TABLE})"
+                )
+            con.execute("checkpoint")
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                f"import of {path} failed: {exc}; the warehouse was not changed"
+            ) from None
+        finally:
+            con.close()
+        # Closing the lock probe above checkpointed the old file, so its WAL is gone; a WAL
+        # left by a crash would be replayed onto the new file, so it must not survive.
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        os.replace(fresh, target)

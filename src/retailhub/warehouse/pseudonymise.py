@@ -1,0 +1,96 @@
+"""Pseudonymise personal columns of analyst-facing tables with a keyed hash (HMAC-SHA256).
+
+Analysts need to count, join and group customers, not to read their names or addresses. A
+keyed hash keeps all of that (the same person always gets the same pseudonym, in every table
+and every run) while a reader without the key cannot reverse it or confirm a guess, which a
+plain hash would allow. The key comes from ``RETAILHUB_PSEUDONYM_KEY`` only; the raw values
+stay in the restricted ``raw`` and ``quarantine`` schemas.
+
+The HMAC is computed inside DuckDB (``sha256`` over the key pads and the UTF-8 value), so it
+runs vectorised over millions of rows; :func:`pseudonym` is the same function in Python, for
+tests and for looking up one person's pseudonym.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Mapping, Sequence
+
+KEY_ENV = "RETAILHUB_PSEUDONYM_KEY"
+ANALYST_SCHEMAS = ("core", "marts")
+MIN_KEY_BYTES = 16
+# Column names that hold a person's name or an e-mail-like value.
+PERSONAL = re.compile(
+    r"^(customer_name|contact_name|person_name|full_name|first_name|last_name|"
+    r"(.*_)?e_?mail(_.*)?|(.*_)?phone(_.*)?)$"
+)
+_EMAIL = re.compile(r"e_?mail")
+_BLOCK = 64
+
+
+def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The pseudonymisation key, or None when it is not set."""
+    env = os.environ if environ is None else environ
+    value = env.get(KEY_ENV)
+    if not value:
+        return None
+    key = value.encode()
+    if len(key) < MIN_KEY_BYTES:
+        from retailhub.errors import ConfigError
+
+        raise ConfigError(
+            f"{KEY_ENV} is too short: use at least {MIN_KEY_BYTES} random bytes "
+            "(e.g. the output of 'openssl rand -hex 32')",
+            key=KEY_ENV,
+        )
+    return key
+
+
+def personal_columns(columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if PERSONAL.match(c.lower())]
+
+
+def _normalise_sql(column_sql: str, column: str) -> str:
+    return f"lower(trim({column_sql}))" if _EMAIL.search(column.lower()) else f"trim({column_sql})"
+
+
+def _normalise(value: str, column: str) -> str:
+    return value.strip().lower() if _EMAIL.search(column.lower()) else value.strip()
+
+
+def pseudonym(value: str | None, key: bytes, column: str = "customer_name") -> str | None:
+    """HMAC-SHA256 of the normalised value, hex (what the SQL expression computes)."""
+    if value is None:
+        return None
+    return hmac.new(key, _normalise(value, column).encode(), hashlib.sha256).hexdigest()
+
+
+def hmac_sql(column_sql: str, key: bytes, column: str) -> str:
+    """A DuckDB expression computing :func:`pseudonym` of ``column_sql`` (NULL stays NULL)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(_BLOCK, b"\0")
+    inner = bytes(b ^ 0x36 for b in padded).hex()
+    outer = bytes(b ^ 0x5C for b in padded).hex()
+    value = _normalise_sql(f"cast({column_sql} as varchar)", column)
+    return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode({value}))))"
+
+
+def pseudonymised(relation: str, columns: Sequence[str], key: bytes) -> str:
+    """A relation (subquery) equal to ``relation`` with its personal columns pseudonymised."""
+    personal = personal_columns(columns)
+    if not personal:
+        return relation
+    replaced = ", ".join(f"{hmac_sql(_q(c), key, c)} as {_q(c)}" for c in personal)
+    return f"(select * replace ({replaced}) from {relation})"
+
+
+def is_analyst_facing(table: str) -> bool:
+    return table.split(".", 1)[0] in ANALYST_SCHEMAS
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

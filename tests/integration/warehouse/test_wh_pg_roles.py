@@ -1,0 +1,113 @@
+"""``warehouse init`` roles: connect as each one and check what it may do and what it may not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.integration.warehouse.wh_helpers import PgDatabase, open_postgres
+
+from retailhub.warehouse.base import PublishBatch
+from retailhub.warehouse.pg_roles import init_warehouse
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def init(db: PgDatabase):
+    with psycopg.connect(db.admin.conninfo(), autocommit=True) as conn:
+        return init_warehouse(conn, db.roles)
+
+
+def publish_as_loader(db: PgDatabase, tmp: Path, run: str) -> None:
+    wh = open_postgres(db, tmp, target=db.as_role(db.roles.loader), label=run)
+    try:
+        wh.init_schema()
+        con = wh.compute
+        for schema in ("core", "marts", "acc"):
+            con.execute(f"create schema if not exists work.{schema}")
+        con.execute("create or replace table work.core.dim_x as select 1 as x_key, 'a' as name")
+        con.execute("create or replace table work.marts.mart_x as select 1 as x_key, 2 as n")
+        con.execute(
+            f"create or replace table work.acc.x as select 'secret@example.com' as email, "
+            f"'{run}' as _run_id"
+        )
+        wh.publish(
+            PublishBatch(
+                replace={"core.dim_x": "work.core.dim_x", "marts.mart_x": "work.marts.mart_x"},
+                append={"raw.x": "work.acc.x", "quarantine.x": "work.acc.x"},
+                rows={"meta.lineage": [{"run_id": run, "source_table": "a", "target_table": "b"}]},
+            )
+        )
+    finally:
+        wh.close()
+
+
+def denied(conn: psycopg.Connection, sql: str) -> bool:
+    try:
+        conn.execute(sql)
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def test_init_is_idempotent_and_creates_non_superuser_roles(pg_db: PgDatabase) -> None:
+    first = init(pg_db)
+    assert set(first.created_roles) == {pg_db.roles.loader, pg_db.roles.analyst}
+    second = init(pg_db)
+    assert second.created_roles == []
+    assert second.created_schemas == []
+    rows = pg_db.sql(
+        "select rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin from pg_roles "
+        "where rolname = any(%s) order by rolname",
+        ([pg_db.roles.analyst, pg_db.roles.loader],),
+    )
+    assert [r[1:] for r in rows] == [(False, False, False, True)] * 2
+    grants = pg_db.sql(
+        "select count(*) from meta.audit_log where operation = 'grant' and db_role = current_user"
+    )
+    assert grants[0][0] > 0
+
+
+def test_loader_publishes_but_cannot_tamper(pg_db: PgDatabase, tmp_path: Path) -> None:
+    init(pg_db)
+    publish_as_loader(pg_db, tmp_path, "run-1")
+    publish_as_loader(pg_db, tmp_path, "run-2")  # replaces tables the loader owns
+    assert pg_db.sql("select count(*) from raw.x") == [(2,)]
+    loader = pg_db.as_role(pg_db.roles.loader)
+    with psycopg.connect(loader.conninfo(), autocommit=True) as conn:
+        assert conn.execute(
+            "select rolsuper from pg_roles where rolname = current_user"
+        ).fetchone() == (False,)
+        assert conn.execute("select count(*) from raw.x").fetchone() == (2,)
+        conn.execute(
+            "insert into meta.audit_log (logged_at, operation, object_name) "
+            "values (now(), 'load', 'x')"
+        )
+        assert denied(conn, "update meta.audit_log set detail = 'rewritten'")
+        assert denied(conn, "delete from meta.audit_log")
+        assert denied(conn, "drop table meta.audit_log")
+        assert denied(conn, "drop schema core cascade")
+        assert denied(conn, "create role sneaky")
+
+
+def test_analyst_reads_core_and_marts_only(pg_db: PgDatabase, tmp_path: Path) -> None:
+    init(pg_db)
+    publish_as_loader(pg_db, tmp_path, "run-1")
+    analyst = pg_db.as_role(pg_db.roles.analyst)
+    with psycopg.connect(analyst.conninfo(), autocommit=True) as conn:
+        assert conn.execute("select name from core.dim_x").fetchall() == [("a",)]
+        assert conn.execute("select n from marts.mart_x").fetchall() == [(2,)]
+        for table in ("raw.x", "quarantine.x", "meta.pipeline_runs", "meta.audit_log"):
+            assert denied(conn, f"select * from {table}"), table
+        assert denied(conn, "insert into core.dim_x values (2, 'b')")
+        assert denied(conn, "update core.dim_x set name = 'b'")
+        assert denied(conn, "create table core.mine (id int)")
+        assert denied(conn, "drop table core.dim_x")
+        assert denied(conn, "truncate marts.mart_x")
+    # A later publish swaps in new tables: the analyst keeps reading them.
+    publish_as_loader(pg_db, tmp_path, "run-2")
+    with psycopg.connect(analyst.conninfo(), autocommit=True) as conn:
+        assert conn.execute("select count(*) from core.dim_x").fetchone() == (1,)
+        assert conn.execute("select count(*) from marts.mart_x").fetchone() == (1,)
+        assert denied(conn, "select * from raw.x")

@@ -1,0 +1,120 @@
+"""Pure helpers of the PostgreSQL warehouse: URL parsing, placeholders, types, keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from retailhub.errors import ConfigError
+from retailhub.warehouse.keys import ForeignKey, Index, keys_from_spec
+from retailhub.warehouse.pg_conn import PgTarget
+from retailhub.warehouse.pg_types import duck_type_of, load_columns, pg_type_of
+from retailhub.warehouse.postgres import qmark_to_pyformat
+
+
+def test_url_options_pass_through_and_display_hides_the_secret() -> None:
+    t = PgTarget.from_url(
+        "postgresql://loader@db.example:6543/wh?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        password="S3cret-value",
+    )
+    assert (t.host, t.port, t.dbname, t.user) == ("db.example", 6543, "wh", "loader")
+    params = t.params()
+    assert params["sslmode"] == "verify-full" and params["sslrootcert"] == "/etc/ca.pem"
+    assert params["password"] == "S3cret-value"
+    assert "S3cret" not in t.display_url and "S3cret" not in repr(t)
+    assert "S3cret" not in t.subprocess_dsn()
+    assert t.subprocess_env()["PGPASSWORD"] == "S3cret-value"
+    assert t.scrub("failed for S3cret-value") == "failed for ***"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://u:pw-in-url@h/db", "contains a password"),
+        ("postgresql://u@h/db?password=x", "secret"),
+        ("postgresql://u@h/db?sslmod=require", "unknown connection option 'sslmod'"),
+        ("postgresql://u@h/", "must name a host and a database"),
+    ],
+)
+def test_bad_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        PgTarget.from_url(url)
+    assert "pw-in-url" not in str(info.value)
+
+
+def test_qmark_placeholders_outside_literals_only() -> None:
+    sql = "select '?', \"a?b\", x from t where a = ? and b like '50%' -- why?\nand c = ?"
+    assert qmark_to_pyformat(sql) == (
+        "select '?', \"a?b\", x from t where a = %s and b like '50%%' -- why?\nand c = %s"
+    )
+    assert qmark_to_pyformat("select 'it''s ?', ?") == "select 'it''s ?', %s"
+
+
+@pytest.mark.parametrize(
+    ("duck", "pg"),
+    [
+        ("BIGINT", "bigint"),
+        ("DECIMAL(18,4)", "numeric(18,4)"),
+        ("VARCHAR", "text"),
+        ("VARCHAR[]", "text[]"),
+        ("TINYINT", "smallint"),
+        ("UBIGINT", "numeric(20,0)"),
+        ("TIMESTAMP WITH TIME ZONE", "timestamptz"),
+        ("STRUCT(a INTEGER)", "json"),
+        ("INTEGER[][]", "json"),
+    ],
+)
+def test_type_mapping(duck: str, pg: str) -> None:
+    assert pg_type_of(duck) == pg
+
+
+@pytest.mark.parametrize(
+    ("pg", "duck"),
+    [
+        ("numeric(18,4)", "DECIMAL(18,4)"),
+        ("text[]", "VARCHAR[]"),
+        ("character varying(20)", "VARCHAR"),
+        ("timestamp without time zone", "TIMESTAMP"),
+        ("timestamp with time zone", "TIMESTAMP WITH TIME ZONE"),
+        ("double precision", "DOUBLE"),
+    ],
+)
+def test_reverse_type_mapping(pg: str, duck: str) -> None:
+    assert duck_type_of(pg) == duck
+
+
+def test_load_expressions_cast_what_copy_cannot_take() -> None:
+    cols = load_columns([("a", "TINYINT"), ("b", "BIGINT"), ("c", "STRUCT(x INTEGER)")])
+    assert cols[0].load_expr == 'CAST("a" AS SMALLINT) AS "a"'
+    assert cols[1].load_expr == '"b"'
+    assert cols[2].load_expr.startswith('CAST(to_json("c") AS VARCHAR)')
+
+
+def test_keys_from_a_model_sidecar() -> None:
+    spec = {
+        "columns": [
+            {"name": "sales_key", "tests": ["not_null", "unique"]},
+            {"name": "order_id", "tests": ["not_null"]},
+            {
+                "name": "customer_key",
+                "tests": [
+                    "not_null",
+                    {"relationships": {"to": "dim_customer", "field": "customer_key"}},
+                ],
+            },
+            {
+                "name": "date_key",
+                "tests": [{"relationships": {"to": "dim_date", "field": "date_key"}}],
+            },
+        ]
+    }
+    keys = keys_from_spec("fct_sales", spec)
+    assert keys.primary_key == ("sales_key",)
+    assert keys.is_fact and not keys.is_dimension
+    assert (
+        ForeignKey(("customer_key",), "core.dim_customer", ("customer_key",)) in keys.foreign_keys
+    )
+    assert Index(("date_key",)) in keys.indexes
+    assert (
+        keys_from_spec("dim_x", {"columns": [{"name": "id", "tests": ["unique"]}]}).primary_key
+        == ()
+    )
