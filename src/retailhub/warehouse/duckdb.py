@@ -106,7 +106,13 @@ class DuckDBWarehouse(Warehouse):
         return bool(row[0][0])
 
     def history_relation(self, table: str) -> str | None:
-        return table if self.table_exists(table) else None
+        # Catalog-qualified: views built in the attached ``work`` database would otherwise
+        # resolve ``raw.x`` inside ``work`` instead of the warehouse.
+        if not self.table_exists(table):
+            return None
+        catalog = self._con.execute("select current_database()").fetchall()[0][0]
+        return f'"{catalog}".{table}'
+
 
     # -- publishing -----------------------------------------------------------------------
     def publish(self, batch: PublishBatch) -> None:
