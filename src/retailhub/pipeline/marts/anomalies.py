@@ -235,7 +235,8 @@ def _breakdowns(
     metrics = set(wanted["metric"])
     if "revenue" in metrics:
         # Aggregate by integer key in the engine; names and categories are attached to the
-        # (few) aggregated rows afterwards, not to every line.
+        # (few) aggregated rows afterwards, not to every line. Ordered, so the float sums per
+        # category below add in the same order every run (identical marts for identical inputs).
         lines = ctx.frame(
             f"""
             with daily as (
@@ -251,6 +252,7 @@ def _breakdowns(
                    coalesce(p.product_name, p.product_id) || ' (' || p.product_id || ')'
                        as product
             from daily as d join {product} as p using (product_key)
+            order by d.date, d.product_key
             """,
             NAME,
         )
