@@ -40,7 +40,7 @@ class RunnerConfig(StrictModel):
 
     retries: int = Field(default=2, ge=0, description="Extra attempts for transient failures.")
     backoff_s: float = Field(default=1.0, ge=0)
-    memory_limit: str = "2GB"
+    memory_limit: str = "1.25GB"
     threads: int | None = None
     work_dir: str = ".retailhub/work"
     keep_work_db: bool = False

@@ -324,7 +324,12 @@ def _varchar_expr(ref: str, normalize: str | None) -> str:
         return f"trim({text})"
     if normalize == "integer_text":
         # '17850.0' (an integer id exported through a float column) -> '17850'
-        return rf"regexp_replace(trim({text}), '^([+-]?[0-9]+)\.0*$', '\1')"
+        # (the regular expression only where there is a '.': most ids are clean)
+        trimmed = f"trim({text})"
+        return (
+            f"CASE WHEN strpos({trimmed}, '.') > 0 "
+            rf"THEN regexp_replace({trimmed}, '^([+-]?[0-9]+)\.0*$', '\1') ELSE {trimmed} END"
+        )
     return text
 
 
@@ -332,7 +337,11 @@ def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
     if typ == "BIGINT":
         # TRY_CAST would round '2.5' to 3; only integral text (optionally '.0') is accepted.
         integral = r"'[+-]?[0-9]+(\.0*)?'"
-        return f"CASE WHEN regexp_full_match({t}, {integral}) THEN TRY_CAST({t} AS BIGINT) END"
+        # Text of digits (and '-') alone needs no regular expression: TRY_CAST decides it.
+        return (
+            f"CASE WHEN ltrim({t}, '-0123456789') = '' THEN TRY_CAST({t} AS BIGINT) "
+            f"WHEN regexp_full_match({t}, {integral}) THEN TRY_CAST({t} AS BIGINT) END"
+        )
     if typ == "BOOLEAN":
         truthy = ", ".join(_lit(x) for x in _TRUE)
         falsy = ", ".join(_lit(x) for x in _FALSE)

@@ -305,3 +305,53 @@ def test_empty_sources_build_empty_facts_and_unknown_members(con, empty_sources)
     assert built["dim_customer"] == built["dim_product"] == built["dim_geography"] == 1
     assert built["dim_date"] == 1
     assert built["dim_channel"] == 5
+
+
+def test_order_lines_are_numbered_by_file_and_line_whether_or_not_contiguous(con):
+    """Lines of an invoice are numbered 1..n by (file, line): contiguous, interleaved with
+    another invoice, or split over two files."""
+    from models_fixtures import create_empty_sources, insert_rows
+
+    sources = create_empty_sources(con)
+
+    def line(invoice: str, file: str, number: int, stock: str = "85123A") -> dict:
+        return {
+            "invoice_no": invoice,
+            "stock_code": stock,
+            "description": "X",
+            "quantity": 1,
+            "invoice_at": "2011-01-03 10:00:00",
+            "unit_price": 1.0,
+            "customer_id": "12345",
+            "country": "France",
+            "_source_file": file,
+            "_line": number,
+            "_unit_id": file,
+        }
+
+    insert_rows(
+        con,
+        sources["online_retail"],
+        [
+            line("100", "a.csv", 2),  # 100 and 101 interleave in a.csv
+            line("101", "a.csv", 3),
+            line("100", "a.csv", 4),
+            line("102", "a.csv", 5),  # 102 continues in b.csv (which sorts after a.csv)
+            line("102", "b.csv", 2),
+            line("103", "b.csv", 7),  # contiguous, not starting at line 2
+            line("103", "b.csv", 8, "22423"),
+        ],
+    )
+    build_models(con, load_models(), sources)
+    numbered = con.sql(
+        "select order_id, _source_file, _line, order_line from core.fct_sales order by all"
+    ).fetchall()
+    assert numbered == [
+        ("100", "a.csv", 2, 1),
+        ("100", "a.csv", 4, 2),
+        ("101", "a.csv", 3, 1),
+        ("102", "a.csv", 5, 1),
+        ("102", "b.csv", 2, 2),
+        ("103", "b.csv", 7, 1),
+        ("103", "b.csv", 8, 2),
+    ]

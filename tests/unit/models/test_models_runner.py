@@ -57,7 +57,12 @@ def test_builtin_models_load_with_their_sidecars():
             assert model.materialized == "table", model.name
         assert model.schema == {"stg": "stg", "int": "int"}.get(model.name[:3], "core")
         assert model.sql_path.is_relative_to(BUILTIN_DIR)
-    assert models["fct_sales"].depends_on == ("int_sales_lines", "int_products", "int_places")
+    assert models["fct_sales"].depends_on == (
+        "int_sales_lines",
+        "int_products",
+        "int_places",
+        "dim_channel",
+    )
     assert models["stg_online_retail"].sources == ("online_retail",)
 
 

@@ -2,8 +2,8 @@
 -- negative), so summing net_amount nets returns; filter is_cancellation / is_adjustment /
 -- is_product to choose what counts as product revenue.
 --
--- rh_surrogate_key is an MD5, and there are orders of magnitude more lines than products or
--- places: their keys are hashed once per product / place and joined to the lines. The
+-- rh_surrogate_key is an MD5, and there are orders of magnitude more lines than products,
+-- places or channels: their keys are hashed once per member and joined to the lines. The
 -- natural key is still hashed for a line whose product or place the list lacks, so the key
 -- is always rh_surrogate_key(natural key), 0 when there is none.
 with
@@ -22,6 +22,10 @@ places as (
     from (select distinct geography_nk from {{ ref('int_places') }}) as nks
 ),
 
+channels as (
+    select channel_name, channel_key from {{ ref('dim_channel') }} where not is_unknown
+),
+
 costed as (
     select
         sales_lines.*,
@@ -35,10 +39,14 @@ costed as (
         coalesce(products.product_key, rh_surrogate_key(sales_lines.product_nk), 0)
             as product_key,
         coalesce(places.geography_key, rh_surrogate_key(sales_lines.geography_nk), 0)
-            as geography_key
+            as geography_key,
+        coalesce(
+            channels.channel_key, rh_surrogate_key('channel|' || sales_lines.channel_name), 0
+        ) as channel_key
     from sales_lines
     left join products on sales_lines.product_nk = products.product_nk
     left join places on sales_lines.geography_nk = places.geography_nk
+    left join channels on sales_lines.channel_name = channels.channel_name
 ),
 
 final as (
@@ -60,7 +68,7 @@ final as (
         product_key,
         product_id,
         geography_key,
-        coalesce(rh_surrogate_key('channel|' || channel_name), 0) as channel_key,
+        channel_key,
         ship_date,
         ship_mode,
         quantity,
