@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
 import pytest
 
 from retailhub.config.scaffold import scaffold
@@ -22,11 +23,23 @@ def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def demo_project(tmp_path: Path, generated_data: Path) -> Path:
+@pytest.fixture(params=["duckdb", "postgres"])
+def demo_project(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    generated_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """A scaffolded project with the generated data, on each warehouse engine in turn.
+
+    PostgreSQL: a throwaway database per test (``pg_db``), selected the way a user does it,
+    with ``RETAILHUB_WAREHOUSE__URL``; the test body is the same for both engines.
+    """
     project = tmp_path / "shop"
     scaffold(project)
     shutil.rmtree(project / "data")
     shutil.copytree(generated_data, project / "data")
     # copytree keeps modification times, so the generator's stale file stays stale.
+    if request.param == "postgres":
+        monkeypatch.setenv("RETAILHUB_WAREHOUSE__URL", request.getfixturevalue("pg_db").url)
     return project

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -24,10 +24,11 @@ def _close(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-6)
 
 
-def check_insight(con: duckdb.DuckDBPyConnection, kind: str, evidence: str, query: str) -> None:
-    """Run ``query`` and assert it reproduces ``evidence`` (raises AssertionError otherwise)."""
+def check_insight(run: Callable[[str], pd.DataFrame], kind: str, evidence: str, query: str) -> None:
+    """Run ``query`` (``run(sql)`` returns its rows as a DataFrame, on the warehouse the
+    insight was published to) and assert it reproduces ``evidence``."""
     ev = json.loads(evidence)
-    result = con.sql(query).df()
+    result = run(query)
     assert not result.empty, (kind, query)
     if kind in ("revenue_trend", "aov_change"):
         by_month = result.assign(m=result["month"].map(_month)).set_index("m")

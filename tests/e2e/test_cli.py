@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.e2e.helpers import table_fingerprints
 
 pytestmark = pytest.mark.e2e
@@ -58,8 +57,14 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     for heading in ("Datasets", "Quality scorecard", "Tables published", "Stages"):
         assert heading in run.stdout
-    as_json = cli("query", "-p", str(project), "--format", "json",
-                  "select source_system, count(*) as n from core.fct_sales group by 1 order by 1")
+    as_json = cli(
+        "query",
+        "-p",
+        str(project),
+        "--format",
+        "json",
+        "select source_system, count(*) as n from core.fct_sales group by 1 order by 1",
+    )
     assert as_json.returncode == 0, as_json.stderr
     rows = json.loads(as_json.stdout)
     assert [r["source_system"] for r in rows] == ["online_retail", "superstore"]
@@ -73,7 +78,9 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     assert runs.returncode == 0
     assert "success" in runs.stdout
     run_id = json.loads(
-        cli("query", "-p", str(project), "-f", "json", "select run_id from meta.pipeline_runs").stdout
+        cli(
+            "query", "-p", str(project), "-f", "json", "select run_id from meta.pipeline_runs"
+        ).stdout
     )[0]["run_id"]
     show = cli("runs", "show", run_id, "-p", str(project))
     assert show.returncode == 0, show.stderr
@@ -124,9 +131,9 @@ def test_malformed_csv_line_names_file_and_line(small_project: Path) -> None:
 def test_wrong_encoding_names_file_and_encoding(small_project: Path) -> None:
     bad = small_project / "data" / "online_retail" / "2099-04-cp1252.csv"
     bad.write_bytes(
-        (HEADER + "3,85123A,CAF\u00c9 \u201cMUG\u201d,1,2025-12-01 10:00:00,1.0,12346.0,France\n").encode(
-            "cp1252"
-        )
+        (
+            HEADER + "3,85123A,CAF\u00c9 \u201cMUG\u201d,1,2025-12-01 10:00:00,1.0,12346.0,France\n"
+        ).encode("cp1252")
     )
     result = _bad_run(small_project)
     assert result.returncode == 3
@@ -170,7 +177,11 @@ def test_unreachable_database_names_the_host(small_project: Path) -> None:
             1,
         )
     )
-    cfg.write_text(cfg.read_text().replace("runner:\n  retries: 2\n  backoff_s: 1.0", "runner:\n  retries: 1\n  backoff_s: 0.1"))
+    cfg.write_text(
+        cfg.read_text().replace(
+            "runner:\n  retries: 2\n  backoff_s: 1.0", "runner:\n  retries: 1\n  backoff_s: 0.1"
+        )
+    )
     result = _bad_run(small_project)
     assert result.returncode == 3
     assert "127.0.0.1:1" in result.stderr

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
-from tests.e2e.helpers import fetch, table_fingerprints, warehouse_path
+from tests.e2e.helpers import fetch, frame, table_fingerprints
 from tests.e2e.insight_checks import check_insight
 
 from retailhub.errors import EXIT_OK, EXIT_USAGE
@@ -40,7 +39,9 @@ def test_run_publishes_every_mart_and_reports_insights(demo_project: Path) -> No
     published = {
         f"marts.{r[0]}"
         for r in fetch(
-            demo_project, "select table_name from duckdb_tables() where schema_name = 'marts'"
+            demo_project,
+            "select table_name from information_schema.tables "
+            "where table_schema = 'marts' and table_type = 'BASE TABLE'",
         )
     }
     assert published == MARTS
@@ -63,15 +64,12 @@ def test_run_publishes_every_mart_and_reports_insights(demo_project: Path) -> No
 
 def test_every_insight_query_reproduces_its_numbers(demo_project: Path) -> None:
     assert Project.load(demo_project).run().exit_code == EXIT_OK
-    con = duckdb.connect(str(warehouse_path(demo_project)), read_only=True)
-    try:
-        rows = con.sql("select kind, evidence, query from marts.mart_insights order by rank")
-        insights = rows.fetchall()
-        assert len({k for k, _, _ in insights}) >= 5
-        for kind, evidence, query in insights:
-            check_insight(con, kind, evidence, query)
-    finally:
-        con.close()
+    insights = fetch(
+        demo_project, "select kind, evidence, query from marts.mart_insights order by rank"
+    )
+    assert len({k for k, _, _ in insights}) >= 5
+    for kind, evidence, query in insights:
+        check_insight(lambda sql: frame(demo_project, sql), kind, evidence, query)
 
 
 def test_same_inputs_give_identical_marts(demo_project: Path) -> None:

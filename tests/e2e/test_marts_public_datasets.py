@@ -355,4 +355,4 @@ def test_every_insight_query_reproduces_its_numbers(warehouse) -> None:
     insights = warehouse.sql("select kind, evidence, query from marts.mart_insights").fetchall()
     assert len(insights) >= 10
     for kind, evidence, query in insights:
-        check_insight(warehouse, kind, evidence, query)
+        check_insight(lambda sql: warehouse.sql(sql).df(), kind, evidence, query)

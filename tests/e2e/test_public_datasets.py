@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.e2e.helpers import fetch
 
 from retailhub.pipeline.project import Project
-from tests.e2e.helpers import fetch
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,9 @@ def test_exits_zero_with_warnings_only(public_run) -> None:
     assert report.exit_code == 0, report.error
     failed = {(r["dataset"], r["rule"]) for r in report.quality if not r["passed"]}
     assert ("online_retail", "customer_id_complete") in failed  # 24.93 % missing: a warning
-    assert all(
-        r["severity"] == "warn" for r in report.quality if not r["passed"]
-    ), "only warnings may fail on real data"
+    assert all(r["severity"] == "warn" for r in report.quality if not r["passed"]), (
+        "only warnings may fail on real data"
+    )
 
 
 def test_every_row_reconciles(public_run) -> None:
@@ -67,7 +67,9 @@ def test_every_row_reconciles(public_run) -> None:
     by_ds = {d.dataset: d for d in report.datasets}
     uci = by_ds["online_retail"]
     assert uci.input_rows == 541_909  # SOURCE.md: the UCI row count
-    assert uci.input_rows == len(raw_rows(sorted((datasets / "online-retail" / "by-day").glob("*.csv"))))
+    assert uci.input_rows == len(
+        raw_rows(sorted((datasets / "online-retail" / "by-day").glob("*.csv")))
+    )
     assert uci.quarantined_rows == 5_268  # exactly the exact-duplicate copies
     assert uci.accepted_rows + uci.quarantined_rows == uci.input_rows
     for name in ("superstore", "superstore_kaggle"):
@@ -79,7 +81,8 @@ def test_every_row_reconciles(public_run) -> None:
         (d, (i, a, q))
         for d, i, a, q in fetch(
             project,
-            "select dataset, input_rows, accepted_rows, quarantined_rows from meta.dataset_accounting",
+            "select dataset, input_rows, accepted_rows, quarantined_rows "
+            "from meta.dataset_accounting",
         )
     )
     for d in report.datasets:

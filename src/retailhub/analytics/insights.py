@@ -381,7 +381,7 @@ def _category_insights(
             f"JOIN {ctx.schema}.dim_product AS p ON p.product_key = f.product_key "
             f"WHERE {ctx.sales_filter} AND p.category = {_sql_str(name)} "
             f"AND date_trunc('month', f.order_date) IN ({_sql_date(prev.to_timestamp())}, "
-            f"{_sql_date(cur.to_timestamp())}) GROUP BY ALL ORDER BY ALL"
+            f"{_sql_date(cur.to_timestamp())}) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         )
         out.append(
             _insight(
@@ -433,7 +433,7 @@ def _product_insights(
             f"sum(f.net_amount) AS revenue FROM {ctx.schema}.fct_sales AS f "
             f"WHERE {ctx.sales_filter} AND f.product_id = {_sql_str(pid)} "
             f"AND date_trunc('month', f.order_date) IN ({_sql_date(prev.to_timestamp())}, "
-            f"{_sql_date(cur.to_timestamp())}) GROUP BY ALL ORDER BY ALL"
+            f"{_sql_date(cur.to_timestamp())}) GROUP BY 1, 2 ORDER BY 1, 2"
         )
 
     risers = wide[wide["change"] > 0].sort_values(["change", "_key"], ascending=[False, True])

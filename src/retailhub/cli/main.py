@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -64,7 +64,7 @@ ProfileOpt = Annotated[
 ]
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
@@ -87,7 +87,7 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - last resort: never a bare traceback
+        except Exception as exc:
             console.error(f"unexpected {type(exc).__name__}: {exc} (rerun with -vv for details)")
             import logging
 
@@ -311,7 +311,8 @@ def bench(
     warehouse: WarehouseOpt = None,
     keep: Annotated[bool, typer.Option(help="Keep the generated data and warehouse.")] = False,
 ) -> None:
-    """Benchmark: generate N rows (+ proportional datasets), run the pipeline, print rows/s per stage."""
+    """Benchmark: generate N rows (+ proportional datasets), run the pipeline, print rows/s
+    per stage."""
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.bench import run_benchmark
 

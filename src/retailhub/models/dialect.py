@@ -45,7 +45,18 @@ def install_duckdb_functions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def to_postgres(sql: str) -> str:
-    """Transpile one rendered model from the DuckDB dialect it is written in to PostgreSQL."""
-    import sqlglot
+    """Transpile one statement from the DuckDB dialect it is written in to PostgreSQL.
 
-    return sqlglot.transpile(sql, read="duckdb", write="postgres", pretty=True)[0]
+    Beyond sqlglot's own rules: PostgreSQL rounds to ``n`` places only a ``numeric``
+    (``round(double precision, int)`` does not exist), so that argument is cast.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    def numeric_round(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+            node.set("this", exp.cast(node.this, "DECIMAL"))
+        return node
+
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(numeric_round)
+    return tree.sql(dialect="postgres", pretty=True)

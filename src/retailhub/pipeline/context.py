@@ -49,9 +49,11 @@ class RunContext:
     publish_hook: Callable[[str], None] | None = None
     # Extra changes other steps want applied in the same atomic publish.
     pending: PublishBatch = field(default_factory=PublishBatch)
+    # Replace every published table instead of appending new fact rows (``run --full-refresh``).
+    full_refresh: bool = False
 
     @property
-    def settings(self):  # noqa: ANN201 - ProjectSettings; avoids an import cycle in typing
+    def settings(self):
         return self.project.settings
 
     @property

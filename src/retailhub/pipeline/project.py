@@ -53,7 +53,7 @@ class Project:
         )
 
     @property
-    def settings(self):  # noqa: ANN201 - ProjectSettings
+    def settings(self):
         return self.loaded.settings
 
     @property
@@ -110,8 +110,8 @@ class Project:
                 run_id=run_id,
                 progress=progress or ProgressSink(),
                 publish_hook=publish_hook,
+                full_refresh=full_refresh,
             )
-            ctx.full_refresh = full_refresh  # type: ignore[attr-defined]  # issue 3; read by publish
             runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
             outcome = runner.execute(done)
             report = build_report(ctx, outcome, command, time.perf_counter() - started)
@@ -262,7 +262,7 @@ class Project:
                 return wh.query(sql)
             except RetailhubError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - engine errors become one clear message
+            except Exception as exc:
                 raise UsageError(f"query failed: {exc}") from None
 
 

@@ -88,7 +88,7 @@ class Runner:
             t0 = time.perf_counter()
             try:
                 out = step(self.ctx, task)
-            except Exception as exc:  # noqa: BLE001 - classified right below
+            except Exception as exc:
                 seconds = time.perf_counter() - t0
                 err = _as_retailhub_error(exc, task)
                 status = "quality_failed" if err.exit_code == 1 else "failed"

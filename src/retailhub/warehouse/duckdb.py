@@ -8,6 +8,7 @@ DuckDB's file lock serialises concurrent runs: the second one gets a clear messa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -113,7 +114,6 @@ class DuckDBWarehouse(Warehouse):
         catalog = self._con.execute("select current_database()").fetchall()[0][0]
         return f'"{catalog}".{table}'
 
-
     # -- publishing -----------------------------------------------------------------------
     def publish(self, batch: PublishBatch) -> None:
         con = self._con
@@ -164,10 +164,8 @@ class DuckDBWarehouse(Warehouse):
         self._con.execute(f"insert into {table} by name select * from data")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.Error):  # closing twice
             self._con.close()
-        except duckdb.Error:  # pragma: no cover - closing twice
-            pass
 
 
 def _after(batch: PublishBatch, target: str) -> None:

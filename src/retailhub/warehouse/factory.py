@@ -73,7 +73,8 @@ def open_warehouse(
         from retailhub.warehouse.postgres import PostgresWarehouse
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(
-            f"the PostgreSQL warehouse needs the 'postgres' extra: pip install 'retailhub[postgres]' "
+            "the PostgreSQL warehouse needs the 'postgres' extra: "
+            f"pip install 'retailhub[postgres]' "
             f"({exc})",
             key="warehouse.url",
         ) from None

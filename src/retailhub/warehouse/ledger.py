@@ -87,7 +87,8 @@ class Ledger:
     ) -> None:
         self.wh.execute(
             "update meta.task_runs set status = ?, finished_at = ?, seconds = ?, rows_in = ?, "
-            "rows_out = ?, error = ?, output_json = ? where run_id = ? and task = ? and attempt = ?",
+            "rows_out = ?, error = ?, output_json = ? "
+            "where run_id = ? and task = ? and attempt = ?",
             [
                 status,
                 utcnow(),

@@ -15,13 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from tests.support import skip_or_fail
 
-REPO = Path(__file__).resolve().parents[3]
 PG_URL = os.environ.get("RETAILHUB_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("RETAILHUB_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 
@@ -35,26 +34,7 @@ def require_service(what: str, url: str) -> None:
             return
     except OSError as exc:
         reason = f"{what} not reachable at {host}:{port} ({exc.strerror or exc})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true requires it (start it in .ci/run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def datasets_dir() -> Path:
-    """The shared public datasets: $RETAILHUB_DATASETS, ../shared/datasets, or /work/shared."""
-    candidates = [
-        os.environ.get("RETAILHUB_DATASETS"),
-        REPO.parent / "shared" / "datasets",
-        "/work/shared/datasets",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "online-retail").is_dir():
-            return Path(candidate)
-    reason = "shared datasets folder not found (set RETAILHUB_DATASETS)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    skip_or_fail(reason)
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ PostgreSQL tests locally and fails them under ``CI=true`` (see ``require_service
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,8 @@ from typing import Any
 import pytest
 from tests.conftest import require_service
 from tests.integration.warehouse.wh_helpers import (
-    PREFIX,
     Cluster,
-    PgDatabase,
     WarehouseOpener,
-    admin_target,
     find_pg_bin,
     open_duckdb,
     open_postgres,
@@ -32,35 +28,6 @@ from tests.integration.warehouse.wh_helpers import (
 )
 
 from retailhub.warehouse.base import Warehouse
-from retailhub.warehouse.pg_conn import PgTarget
-from retailhub.warehouse.pg_roles import RoleNames
-
-
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[PgTarget]:
-    """An administrator connection target on the test server (skips/fails if absent)."""
-    target = admin_target()
-    if target is None:
-        require_service("PostgreSQL", "no server accepting user postgres/root on 127.0.0.1:5432")
-    assert target is not None
-    yield target
-
-
-@pytest.fixture
-def pg_db(pg_admin: PgTarget) -> Iterator[PgDatabase]:
-    import psycopg
-
-    name = PREFIX + secrets.token_hex(4)
-    roles = RoleNames(loader=f"{name}_loader", analyst=f"{name}_analyst")
-    with psycopg.connect(pg_admin.conninfo(), autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    try:
-        yield PgDatabase(pg_admin.with_database(name), name, roles)
-    finally:
-        with psycopg.connect(pg_admin.conninfo(), autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
-            for role in (roles.loader, roles.analyst):
-                conn.execute(f'drop role if exists "{role}"')
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

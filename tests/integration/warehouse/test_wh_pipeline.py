@@ -93,6 +93,10 @@ def test_duckdb_and_postgres_publish_identical_tables(
     assert published_tables(pg) == tables
     for table in tables:
         left, right = read_table(duck, table), read_table(pg, table)
+        if table == "marts.mart_insights":
+            # Each insight's backing query is written in its warehouse's dialect on purpose;
+            # that both run and reproduce their numbers is tests/e2e/test_marts_demo.py's job.
+            left, right = left.drop_columns(["query"]), right.drop_columns(["query"])
         assert left.num_rows == right.num_rows, table
         assert normalised(left) == normalised(right), table
     # Personal columns are pseudonymised on both, identically.

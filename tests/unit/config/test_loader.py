@@ -47,7 +47,10 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_unknown_key_inside_a_source_names_the_source(tmp_path: Path) -> None:
-    write(tmp_path, MINIMAL.replace("layout: online_retail", "layout: online_retail\n    encodng: cp1252"))
+    write(
+        tmp_path,
+        MINIMAL.replace("layout: online_retail", "layout: online_retail\n    encodng: cp1252"),
+    )
     with pytest.raises(ConfigError) as exc:
         load_project(tmp_path)
     assert "sources.sales" in str(exc.value)
@@ -77,7 +80,9 @@ def test_missing_project_file_suggests_init(tmp_path: Path) -> None:
     assert "retailhub init" in str(exc.value)
 
 
-def test_env_expansion_with_default_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_expansion_with_default_and_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = MINIMAL.replace("data/*.csv", "${SALES_DIR:-data}/*.csv")
     write(tmp_path, text)
     monkeypatch.delenv("SALES_DIR", raising=False)
@@ -86,7 +91,9 @@ def test_env_expansion_with_default_and_override(tmp_path: Path, monkeypatch: py
     assert load_project(tmp_path).settings.sources["sales"].path == "/srv/in/*.csv"
 
 
-def test_env_var_without_default_must_be_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_var_without_default_must_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOPE_NOT_SET", raising=False)
     write(tmp_path, MINIMAL.replace("data/*.csv", "${NOPE_NOT_SET}/*.csv"))
     with pytest.raises(ConfigError) as exc:
@@ -95,7 +102,9 @@ def test_env_var_without_default_must_be_set(tmp_path: Path, monkeypatch: pytest
     assert "sources.sales.path" in str(exc.value)
 
 
-def test_retailhub_env_overrides_nested_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retailhub_env_overrides_nested_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, MINIMAL)
     monkeypatch.setenv("RETAILHUB_WAREHOUSE__URL", "duckdb:///elsewhere.duckdb")
     monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "7")
@@ -104,7 +113,9 @@ def test_retailhub_env_overrides_nested_keys(tmp_path: Path, monkeypatch: pytest
     assert s.runner.retries == 7
 
 
-def test_password_comes_only_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_password_comes_only_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, MINIMAL + "warehouse:\n  url: duckdb:///w.duckdb\n  password: hunter2\n")
     with pytest.raises(ConfigError) as exc:
         load_project(tmp_path)

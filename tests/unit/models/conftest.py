@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tests.support import skip_or_fail
 
 # models_fixtures sits beside this file; make it importable whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,10 +45,7 @@ def postgres_dsn() -> str:
     """DSN of the local PostgreSQL; skips when it is down, but fails under CI=true."""
     dsn = os.environ.get("RETAILHUB_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 dbname=test")
     if not _postgres_up():
-        message = "PostgreSQL is not running on 127.0.0.1:5432"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true requires it)")
-        pytest.skip(message)
+        skip_or_fail("PostgreSQL is not running on 127.0.0.1:5432")
     return dsn
 
 

@@ -7,7 +7,6 @@ against their contract, not against another layer's implementation.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,20 +14,6 @@ from typing import Any
 import duckdb
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def find_datasets() -> Path | None:
-    """The public datasets: $RETAILHUB_DATASETS, else shared/datasets beside the repository
-    (where CI puts its copy), else /work/shared/datasets."""
-    candidates = [
-        os.environ.get("RETAILHUB_DATASETS"),
-        REPO_ROOT.parent / "shared" / "datasets",
-        "/work/shared/datasets",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "online-retail" / "by-day").is_dir():
-            return Path(candidate)
-    return None
 
 
 LINEAGE = {

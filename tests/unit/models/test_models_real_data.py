@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
-from models_fixtures import find_datasets, load_real_sources
+from models_fixtures import load_real_sources
 from models_oracles import ORACLES
+from tests.support import datasets_or_skip
 
 from retailhub.models import build_models, load_models, test_models
 
@@ -22,13 +22,7 @@ SUPERSTORE_ROWS = 9_994
 
 @pytest.fixture(scope="module")
 def datasets() -> Path:
-    found = find_datasets()
-    if found is None:
-        message = "the public datasets (shared/datasets) are not available"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true requires them)")
-        pytest.skip(message)
-    return found
+    return datasets_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,7 @@ def build_marts(ctx: RunContext) -> list[dict[str, Any]]:
         relations=_core_relations(ctx),
         config=ctx.settings.analytics,
         catalog=WORK,
+        dialect=ctx.warehouse.engine,
     )
     return build_all(mart_ctx, progress=lambda: ctx.progress.task_advanced("analytics", 1))
 

@@ -69,6 +69,9 @@ class MartContext:
     relations: dict[str, str]
     config: AnalyticsConfig
     catalog: str = "work"
+    #: Engine of the warehouse the marts are published to: the SQL stored for readers (the
+    #: insights' backing queries) is written in its dialect.
+    dialect: str = "duckdb"
     sources: list[SourceInfo] = field(default_factory=list)
     evaluation: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)

@@ -81,6 +81,11 @@ def build(
             kind="mergesort",
         ).reset_index(drop=True)
         table["rank"] = np.arange(1, len(table) + 1)
+        if ctx.dialect == "postgres":
+            # The queries are written for DuckDB; an analyst runs them where they are published.
+            from retailhub.models.dialect import to_postgres
+
+            table["query"] = [to_postgres(q) if q else q for q in table["query"]]
     mart = ctx.create_mart_from_frame(
         NAME,
         table,

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from retailhub.pipeline import publish_policy
-from retailhub.pipeline.context import RunContext, TaskOutput
+from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
 from retailhub.pipeline.relations import work_table_exists
-from retailhub.pipeline.context import work
 from retailhub.warehouse.base import PublishBatch
 from retailhub.warehouse.ledger import utcnow
 
@@ -79,7 +78,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         published,
         run_id=ctx.run_id,
         now=ctx.now,
-        full_refresh=bool(getattr(ctx, "full_refresh", False)),
+        full_refresh=ctx.full_refresh,
     )
     # -- end of issue 3 additions -----------------------------------------------------------
     ctx.warehouse.publish(batch)

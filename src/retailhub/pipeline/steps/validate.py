@@ -7,9 +7,8 @@ from datetime import datetime
 
 from retailhub.errors import ConfigError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
-from retailhub.pipeline.plan import INGEST, datasets_of, referenced_datasets
+from retailhub.pipeline.plan import INGEST, Task, datasets_of, referenced_datasets
 from retailhub.pipeline.relations import current_relation, work_table_exists
-from retailhub.pipeline.plan import Task
 from retailhub.quality.gate import QualityContext, run_quality
 from retailhub.sources.layout import get_layout
 from retailhub.warehouse.ledger import Ledger
