@@ -321,7 +321,7 @@ def bench(
     render_rows([result["summary"]], title="Summary")
 
 
-# -- warehouse administration: init, backup, restore (issue 3) -----------------------------------
+# -- warehouse administration: init, backup, restore -------------------------------------------
 warehouse_app = typer.Typer(help="Warehouse administration: schemas, roles and grants.")
 app.add_typer(warehouse_app, name="warehouse")
 

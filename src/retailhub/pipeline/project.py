@@ -208,7 +208,7 @@ class Project:
                 "quality": [dict(zip(quality.columns, r, strict=True)) for r in quality.rows],
             }
 
-    # -- warehouse administration (issue 3) ---------------------------------------------------
+    # -- warehouse administration ---------------------------------------------------------------
     def warehouse_init(
         self, *, loader_role: str = "retailhub_loader", analyst_role: str = "retailhub_analyst"
     ) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
     batch.rows["meta.ingested_files"] = files
     batch.rows["meta.lineage"] = lineage
-    # -- production publishing (issue 3): keys, pseudonyms, increments, audit rows ----------
+    # -- production publishing: keys, pseudonyms, increments, audit rows ----------------------
     built = [
         m
         for step in (TRANSFORM, ANALYTICS)
@@ -80,7 +80,6 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         now=ctx.now,
         full_refresh=ctx.full_refresh,
     )
-    # -- end of issue 3 additions -----------------------------------------------------------
     ctx.warehouse.publish(batch)
     return TaskOutput(
         rows_out=sum(published.values()),
