@@ -173,12 +173,36 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _evidence(**values: Any) -> str:
+def evidence_json(**values: Any) -> str:
+    """An insight's ``evidence``: its numbers as sorted, JSON-safe keys (NaN -> null)."""
     return json.dumps(_clean(values), sort_keys=True, ensure_ascii=False)
 
 
 def _verb(change: float, up: str = "rose", down: str = "fell") -> str:
     return up if change > 0 else down
+
+
+def insight_row(
+    kind: str,
+    title: str,
+    text: str,
+    metric_value: float,
+    evidence: str,
+    query: str,
+    impact: float = 0.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One insight record (the columns of ``mart_insights`` before ranking), plus ``extra``."""
+    return {
+        "kind": kind,
+        "title": title,
+        "text": text,
+        "metric_value": float(metric_value),
+        "evidence": evidence,
+        "query": query,
+        "impact": float(abs(impact)),
+        **extra,
+    }
 
 
 def _insight(
@@ -191,16 +215,7 @@ def _insight(
     impact: float,
     info: bool = False,
 ) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "title": title,
-        "text": text,
-        "metric_value": float(metric_value),
-        "evidence": evidence,
-        "query": query,
-        "impact": float(abs(impact)),
-        "_info": info,
-    }
+    return insight_row(kind, title, text, metric_value, evidence, query, impact, _info=info)
 
 
 def _month_query(ctx: InsightContext, months: list[Any], extra_select: str = "") -> str:
@@ -270,7 +285,7 @@ def _kpi_insights(
                 "Revenue month over month",
                 text,
                 growth,
-                _evidence(**evidence),
+                evidence_json(**evidence),
                 _month_query(ctx, months),
                 rev - prev_rev,
             )
@@ -291,7 +306,7 @@ def _kpi_insights(
                         "Average order value",
                         text,
                         growth,
-                        _evidence(
+                        evidence_json(
                             month=str(cur),
                             aov=aov,
                             previous_aov=prev_aov,
@@ -389,7 +404,7 @@ def _category_insights(
                 f"{name} revenue",
                 text,
                 growth,
-                _evidence(**evidence),
+                evidence_json(**evidence),
                 query,
                 row["change"],
             )
@@ -459,7 +474,7 @@ def _product_insights(
                 title,
                 text,
                 growth,
-                _evidence(
+                evidence_json(
                     product_id=pid,
                     month=str(cur),
                     revenue=row["cur"],
@@ -496,7 +511,7 @@ def _product_insights(
                 "Revenue concentration",
                 text,
                 n_a / n,
-                _evidence(month=str(cur), products=n, class_a=n_a, class_a_share=a_share),
+                evidence_json(month=str(cur), products=n, class_a=n_a, class_a_share=a_share),
                 query,
                 0.0,
                 info=True,
@@ -544,7 +559,7 @@ def _rfm_insights(ctx: InsightContext, rfm: pd.DataFrame) -> list[dict[str, Any]
                 "Champions going quiet",
                 text,
                 len(quiet),
-                _evidence(
+                evidence_json(
                     customers=len(quiet),
                     min_days=ctx.quiet_days,
                     monetary=spent,
@@ -574,7 +589,7 @@ def _rfm_insights(ctx: InsightContext, rfm: pd.DataFrame) -> list[dict[str, Any]
                 segment,
                 text,
                 len(members),
-                _evidence(
+                evidence_json(
                     segment=segment,
                     customers=len(members),
                     monetary=spent,
@@ -640,7 +655,7 @@ def _anomaly_insights(
                 f"{label} anomaly on {day.date()}",
                 text,
                 float(row.score),
-                _evidence(
+                evidence_json(
                     metric=row.metric,
                     date=day,
                     observed=row.observed,
@@ -724,7 +739,7 @@ def _forecast_insights(
             "Revenue forecast",
             text,
             metric_value,
-            _evidence(**evidence),
+            evidence_json(**evidence),
             query,
             impact,
         )

@@ -9,24 +9,15 @@ as "revenue fell 14 %". Pure functions on plain numbers.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
+
+from retailhub.analytics.insights import evidence_json, insight_row
 
 #: Kinds produced here (``model_check`` rows are warnings or information, impact 0).
 CHURN_RISK = "churn_risk"
 MODEL_CHECK = "model_check"
 
 _PERIOD = {"W": ("Weekly", "weeks"), "M": ("Monthly", "months")}
-
-
-def _evidence(**values: Any) -> str:
-    def clean(v: Any) -> Any:
-        if isinstance(v, float):
-            return None if not math.isfinite(v) else round(v, 6)
-        return v
-
-    return json.dumps({k: clean(v) for k, v in values.items()}, sort_keys=True)
 
 
 def _row(
@@ -39,16 +30,7 @@ def _row(
     severity: str,
     impact: float = 0.0,
 ) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "title": title,
-        "text": text,
-        "metric_value": float(metric_value),
-        "evidence": evidence,
-        "query": query,
-        "severity": severity,
-        "impact": float(abs(impact)),
-    }
+    return insight_row(kind, title, text, metric_value, evidence, query, impact, severity=severity)
 
 
 def churn_model_insight(
@@ -75,7 +57,7 @@ def churn_model_insight(
         "Churn model check",
         text,
         roc_auc if roc_auc is not None else float("nan"),
-        _evidence(
+        evidence_json(
             published=published,
             reason=reason,
             roc_auc=roc_auc,
@@ -119,7 +101,7 @@ def churn_risk_insight(
         "High-value customers at risk",
         text,
         high_risk_customers,
-        _evidence(
+        evidence_json(
             customers=high_risk_customers,
             share_of_customers=share,
             monetary=high_risk_monetary,
@@ -170,7 +152,7 @@ def forecast_check_insight(
         f"{label} forecast check",
         text,
         model_smape if model_smape is not None else float("nan"),
-        _evidence(
+        evidence_json(
             model=model,
             model_smape=model_smape,
             baseline_smape=baseline_smape,
