@@ -203,6 +203,14 @@ class CompiledQuality:
             f"ON __rh_s.rowid = __rh_q.{ROW_ID}"
         )
 
+    def accept_in_place_sql(self, staged: str, checked: str) -> list[str]:
+        """Turn ``staged`` itself into the accepted table: quarantined rows out, no copy."""
+        return [
+            f"DELETE FROM {staged} WHERE rowid IN "
+            f"(SELECT {ROW_ID} FROM {checked} WHERE {QUARANTINE_FLAG})",
+            f"ALTER TABLE {staged} DROP COLUMN {ident(TYPE_ERRORS)}",
+        ]
+
     def quarantine_sql(
         self, staged: str, checked: str, quarantine: str, run_id: str, at: datetime
     ) -> str:

@@ -8,8 +8,11 @@ Statements executed, in order (the one-scan design; see :mod:`retailhub.quality.
    staged table (uniqueness also hashes its key columns there, see ``checks.row``);
 4. one aggregate ``SELECT`` over ``checked``, then one ``SELECT`` of the samples (first 5 failing
    rows of each failing rule; skipped when nothing failed);
-5. ``CREATE OR REPLACE TABLE accepted ...`` and ``... quarantine ...`` from ``checked``;
-6. three ``count(*)`` for the accounting invariant, then ``DROP`` of ``checked``.
+5. ``CREATE OR REPLACE TABLE quarantine ...`` from ``checked``; then the accepted rows: when the
+   caller hands the staged table over as the accepted one, the quarantined rows are deleted from
+   it and ``_type_errors`` dropped (no copy: copying a wide batch costs as much as typing it),
+   else ``CREATE OR REPLACE TABLE accepted ...``;
+6. ``count(*)`` for the accounting invariant, then ``DROP`` of ``checked``.
 
 The gate never raises on a failed rule: it reports. The pipeline decides what blocks with
 :attr:`QualityOutcome.blocking_failures` (or :func:`raise_for_gate`).
@@ -77,13 +80,18 @@ def run_quality(
     ``_line``, ``_unit_id`` and ``_type_errors VARCHAR[]``. The accepted table gets the same
     columns minus ``_type_errors``; the quarantine table the accepted columns plus ``_run_id``,
     ``reasons VARCHAR[]`` (every rule the row failed, type errors first) and ``quarantined_at``.
-    Both are replaced. Raises ConfigError before any data moves when a rule does not fit the
-    data, and AccountingError if input != accepted + quarantined.
+    Both are replaced; ``accepted_table == staged_table`` (a table) splits in place: the staged
+    table loses its quarantined rows and becomes the accepted one. Raises ConfigError before
+    any data moves when a rule does not fit the data, and AccountingError if input !=
+    accepted + quarantined.
     """
     work: list[str] = []
+    in_place = accepted_table == staged_table
     try:
         source = staged_table
         if not has_rowid(con, staged_table):
+            if in_place:
+                raise ValueError(f"{staged_table} is not a table: it cannot be split in place")
             # The checks match rows back by rowid, which only tables have: copy a view once.
             source = f"__rh_staged_{uuid.uuid4().hex[:12]}"
             con.execute(f"CREATE TEMP TABLE {source} AS SELECT * FROM {staged_table}")
@@ -103,10 +111,14 @@ def run_quality(
             con.execute(compiled.scan_sql(source, checked))
             agg = _fetch_dict(con, compiled.aggregate_sql(checked))
             samples = _fetch_samples(con, compiled, source, checked, agg)
-            con.execute(compiled.accepted_sql(source, checked, accepted_table))
+            input_rows = _count(con, source)
             at = _naive_utc(ctx.now)
             con.execute(compiled.quarantine_sql(source, checked, quarantine_table, ctx.run_id, at))
-            input_rows = _count(con, source)
+            if in_place:
+                for statement in compiled.accept_in_place_sql(source, checked):
+                    con.execute(statement)
+            else:
+                con.execute(compiled.accepted_sql(source, checked, accepted_table))
             accepted = _count(con, accepted_table)
             quarantined = _count(con, quarantine_table)
     finally:

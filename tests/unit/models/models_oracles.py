@@ -3,9 +3,9 @@
 The models take shortcuts for speed: keys hashed once per member and joined, places
 standardised once in int_places, a customer's order history read back from fct_sales, the
 latest behaviour profile found by a narrow ranking. Each function here computes the same thing
-straight from the lines (one hash per line, the alias join on every line, a window over whole
-rows) and returns the number of rows where the model and the reference disagree, so a test can
-assert 0 on any input.
+straight from the lines (one hash per line, the alias join on every line, line numbers from
+a window over whole rows) and returns the number of rows where the model and the reference
+disagree, so a test can assert 0 on any input.
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ def _expected_lines(r: dict[str, str]) -> str:
     """Every sales line with its keys computed on the line, as the models once did."""
     return f"""
         with lines as (
-            select 'online_retail' as source_system, order_id, order_line, customer_nk,
+            select 'online_retail' as source_system, order_id,
+                row_number() over (
+                    partition by order_id order by _source_file, _line, stock_code, quantity
+                ) as order_line,
+                customer_nk,
                 'product|' || stock_code as product_nk, country_raw,
                 cast(null as varchar) as region, cast(null as varchar) as state,
                 cast(null as varchar) as city, cast(null as varchar) as postal_code,

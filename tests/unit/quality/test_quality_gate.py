@@ -87,8 +87,28 @@ def test_a_view_can_be_checked(con, run, staged):
 
 def test_accounting_invariant_is_enforced(con, run, staged):
     # Writing both outputs to one table loses the accepted rows: the gate must notice.
-    with pytest.raises(AccountingError, match="5 input rows but 3 accepted"):
+    with pytest.raises(AccountingError, match=r"5 input rows but \d+ accepted \+ \d+ quarantined"):
         run(RULES, accepted_table="same", quarantine_table="same")
+
+
+def test_the_staged_table_can_become_the_accepted_one(con, run, staged):
+    """Split in place (what the pipeline does): no copy, the same rows as a copying split."""
+    copied = run(RULES)
+    expected = sorted(con.execute("SELECT * FROM accepted").fetchall())
+    quarantined = sorted(
+        con.execute("SELECT * EXCLUDE (quarantined_at) FROM quarantine").fetchall()
+    )
+    out = run(RULES, accepted_table="staged")
+    assert (out.input_rows, out.accepted_rows, out.quarantined_rows) == (5, 2, 3)
+    assert out.results == copied.results
+    assert sorted(con.execute("SELECT * FROM staged").fetchall()) == expected
+    staged_cols = [r[0] for r in con.execute("DESCRIBE staged").fetchall()]
+    assert staged_cols == [r[0] for r in con.execute("DESCRIBE accepted").fetchall()]
+    assert "_type_errors" not in staged_cols
+    assert (
+        sorted(con.execute("SELECT * EXCLUDE (quarantined_at) FROM quarantine").fetchall())
+        == quarantined
+    )
 
 
 def test_severity_and_threshold_gating(con, run, staged):
@@ -199,6 +219,6 @@ def test_one_scan_one_aggregate(con, run, staged):
     assert len(aggregates) == 1 and "__rh_checked_" in aggregates[0]
     creates = [s.split(" AS")[0] for s in data if s.startswith("CREATE")]
     assert creates[-2:] == [
-        "CREATE OR REPLACE TABLE accepted",
         "CREATE OR REPLACE TABLE quarantine",
+        "CREATE OR REPLACE TABLE accepted",
     ]

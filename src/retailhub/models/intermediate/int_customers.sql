@@ -23,11 +23,15 @@ sales_facts as (
 
 sales_nks as (
     -- the natural key behind each fct_sales customer_key (a key is a function of its natural
-    -- key alone)
+    -- key alone), from the staged lines, which name it without the invoice lookups of
+    -- int_sales_lines
     select customer_nk, rh_surrogate_key(customer_nk) as customer_key
-    from {{ ref('int_sales_lines') }}
+    from (
+        select customer_nk from {{ ref('stg_online_retail') }}
+        union
+        select customer_nk from superstore
+    ) as nks
     where customer_nk is not null
-    group by customer_nk
 ),
 
 place_countries as (

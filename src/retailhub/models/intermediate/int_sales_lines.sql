@@ -6,6 +6,14 @@ online_retail as (
     select * from {{ ref('stg_online_retail') }}
 ),
 
+invoice_segments as (
+    select * from {{ ref('int_invoice_segments') }}
+),
+
+gapped_lines as (
+    select * from {{ ref('int_invoice_gapped_lines') }}
+),
+
 superstore as (
     select * from {{ ref('stg_superstore') }}
 ),
@@ -40,10 +48,17 @@ places as (
 online_retail_lines as (
     select
         'online_retail' as source_system,
-        order_id,
-        order_line,
-        order_date,
-        order_at,
+        online_retail.order_id,
+        -- the line's position in its invoice, by (file, line): arithmetic in a contiguous
+        -- segment, looked up for the lines of the others
+        case
+            when invoice_segments.is_contiguous
+                then invoice_segments.lines_before + online_retail._line
+                    - invoice_segments.first_line + 1
+            else gapped_lines.order_line
+        end as order_line,
+        cast(invoice_segments.order_at as date) as order_date,
+        invoice_segments.order_at,
         cast(null as date) as ship_date,
         cast(null as varchar) as ship_mode,
         customer_id,
@@ -55,8 +70,7 @@ online_retail_lines as (
         cast(null as varchar) as state,
         cast(null as varchar) as city,
         cast(null as varchar) as postal_code,
-        -- a UK online gift shop: every line is a web sale
-        'web' as channel_name,
+        channel_name,
         quantity,
         unit_price,
         cast(quantity * unit_price as decimal(18, 4)) as gross_amount,
@@ -70,9 +84,17 @@ online_retail_lines as (
         is_product,
         false as is_duplicate_suspect,
         _source,
-        _source_file,
-        _line
+        online_retail._source_file,
+        online_retail._line,
+        online_retail._unit_id
     from online_retail
+    left join invoice_segments
+        on online_retail.order_id = invoice_segments.order_id
+        and online_retail._source_file = invoice_segments._source_file
+    left join gapped_lines
+        on online_retail.order_id = gapped_lines.order_id
+        and online_retail._unit_id = gapped_lines._unit_id
+        and online_retail._line = gapped_lines._line
 ),
 
 superstore_lines as (
@@ -94,8 +116,7 @@ superstore_lines as (
         state,
         city,
         postal_code,
-        -- orders of a store chain, shipped from the store: the store channel
-        'store' as channel_name,
+        channel_name,
         quantity,
         unit_price,
         gross_amount,
@@ -109,7 +130,8 @@ superstore_lines as (
         is_duplicate_suspect,
         _source,
         _source_file,
-        _line
+        _line,
+        _unit_id
     from superstore
 ),
 
@@ -175,7 +197,8 @@ final as (
         is_duplicate_suspect,
         _source,
         _source_file,
-        _line
+        _line,
+        _unit_id
     from placed
 )
 

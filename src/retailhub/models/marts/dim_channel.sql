@@ -1,9 +1,15 @@
 -- Sales and activity channels: the four known ones, any other name a source uses, and the
--- unknown channel (key 0). Online Retail maps to web, Superstore to store (int_sales_lines).
+-- unknown channel (key 0). Online Retail maps to web, Superstore to store (staging).
 with
 
-sales_lines as (
-    select * from {{ ref('int_sales_lines') }}
+-- the staging models name each line's channel: reading them, not int_sales_lines, spares
+-- this model the invoice lookups of the sales lines
+online_retail as (
+    select * from {{ ref('stg_online_retail') }}
+),
+
+superstore as (
+    select * from {{ ref('stg_superstore') }}
 ),
 
 behaviour as (
@@ -21,7 +27,9 @@ known_channels as (
 ),
 
 seen_channels as (
-    select channel_name from sales_lines where channel_name is not null
+    select channel_name from online_retail where channel_name is not null
+    union
+    select channel_name from superstore where channel_name is not null
     union
     select channel as channel_name from behaviour where channel is not null
 ),

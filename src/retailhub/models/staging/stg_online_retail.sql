@@ -79,23 +79,9 @@ flagged as (
     from cleaned
 ),
 
-ordered_lines as (
-    select
-        *,
-        -- an invoice is one order at one moment: the first minute wins when it spans two
-        min(invoice_at) over (partition by invoice_no) as order_at,
-        row_number() over (
-            partition by invoice_no order by _source_file, _line, stock_code, quantity
-        ) as order_line
-    from flagged
-),
-
 final as (
     select
         invoice_no as order_id,
-        order_line,
-        cast(order_at as date) as order_date,
-        order_at,
         invoice_at,
         stock_code,
         description,
@@ -104,6 +90,8 @@ final as (
         customer_id,
         case when customer_id is not null then 'online|' || customer_id end as customer_nk,
         country_raw,
+        -- a UK online gift shop: every line is a web sale
+        'web' as channel_name,
         is_cancellation,
         is_bad_debt,
         is_stock_adjustment,
@@ -114,7 +102,7 @@ final as (
         _source_file,
         _line,
         _unit_id
-    from ordered_lines
+    from flagged
 )
 
 select * from final

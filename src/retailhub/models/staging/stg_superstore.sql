@@ -79,6 +79,8 @@ final as (
         state,
         postal_code,
         region,
+        -- orders of a store chain, shipped from the store: the store channel
+        'store' as channel_name,
         product_id,
         category,
         sub_category,

@@ -6,7 +6,7 @@ from retailhub.pipeline.context import WORK, RunContext, TaskOutput
 from retailhub.pipeline.plan import Task
 from retailhub.sources import build_source
 
-WORK_SCHEMAS = ("landing", "staged", "accepted", "quarantined", "stg", "int", "core", "marts")
+WORK_SCHEMAS = ("landing", "accepted", "quarantined", "stg", "int", "core", "marts")
 
 
 def run(ctx: RunContext, task: Task) -> TaskOutput:

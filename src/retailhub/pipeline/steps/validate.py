@@ -25,7 +25,9 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             key="sources",
         )
     layout_name = layouts.pop()
-    staged = work("staged", dataset)
+    # Typed rows land in the accepted table's place; the gate then deletes the quarantined
+    # ones from it (a split in place: no copy of the batch).
+    staged = work("accepted", dataset)
     parts = []
     for source in sources:
         landing = work("landing", source)
@@ -52,14 +54,17 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 "note": "no new input",
             },
         )
-    body = " union all by name ".join(f"({p})" for p in parts)
-    ctx.con.execute(f"create or replace table {staged} as {body}")
-
+    # References are resolved before the batch exists, so that a dataset's reference to
+    # itself is its published history (the rules see the batch separately); a retried
+    # attempt first drops what the failed one left.
+    ctx.con.execute(f"drop table if exists {staged}")
     rules = ctx.settings.quality.for_dataset(dataset, layout_name)
     refs = {
         ref: current_relation(ctx, ref, _layout_of(ctx, ref))
         for ref in referenced_datasets(ctx.settings, dataset) | ({dataset} if rules else set())
     }
+    body = " union all by name ".join(f"({p})" for p in parts)
+    ctx.con.execute(f"create table {staged} as {body}")
     qctx = QualityContext(
         run_id=ctx.run_id,
         reference_tables=refs,
@@ -73,7 +78,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         staged,
         rules,
         qctx,
-        accepted_table=work("accepted", dataset),
+        accepted_table=staged,
         quarantine_table=work("quarantined", dataset),
     )
     return TaskOutput(
