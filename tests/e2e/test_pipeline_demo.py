@@ -191,6 +191,40 @@ def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
     assert fetch(demo_project, "select count(*) from core.fct_sales")[0][0] > 0
 
 
+def test_resume_after_a_failure_inside_the_in_place_split(demo_project: Path, monkeypatch) -> None:
+    """The gate deletes the quarantined rows from the typed batch in place: a validate task that
+    fails after the delete is re-run from the landed rows, not from the half-split table."""
+    from retailhub.quality.compiler import CompiledQuality
+
+    split = CompiledQuality.accept_in_place_sql
+    failed_once: list[str] = []
+
+    def fail_once_after_the_delete(self, staged: str, checked: str) -> list[str]:
+        statements = split(self, staged, checked)
+        if staged.endswith("online_retail") and not failed_once:
+            failed_once.append(staged)
+            return [*statements, "select error('injected failure after the split')"]
+        return statements
+
+    monkeypatch.setattr(CompiledQuality, "accept_in_place_sql", fail_once_after_the_delete)
+    project = Project.load(demo_project)
+    failed = project.run()
+    assert failed.exit_code == EXIT_RUNTIME
+    assert failed.resumable and "injected failure" in (failed.error or "")
+    resumed = project.run(resume=failed.run_id)
+    assert resumed.exit_code == EXIT_OK, resumed.error
+    (row,) = fetch(
+        demo_project,
+        "select input_rows, accepted_rows, quarantined_rows from meta.dataset_accounting "
+        "where dataset = 'online_retail'",
+    )
+    inp, acc, qua = row
+    assert inp == csv_rows(demo_project / "data" / "online_retail") == acc + qua
+    assert qua > 0
+    assert fetch(demo_project, "select count(*) from raw.online_retail")[0][0] == acc
+    assert fetch(demo_project, "select count(*) from quarantine.online_retail")[0][0] == qua
+
+
 def test_blocking_quality_rule_stops_publishing(demo_project: Path) -> None:
     cfg = demo_project / "retailhub.yaml"
     text = cfg.read_text()
