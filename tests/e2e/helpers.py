@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from retailhub.config.settings import WarehouseConfig
-from retailhub.warehouse.base import Warehouse
+from retailhub.warehouse.base import Warehouse, is_staging_table
 from retailhub.warehouse.factory import open_warehouse
 
 #: Columns that differ between two runs by design (which run wrote the row, and when).
@@ -43,6 +43,11 @@ def reader(project: Path) -> Warehouse:
     return open_warehouse(WarehouseConfig(url=url), project, read_only=True)
 
 
+def uses_duckdb(project: Path) -> bool:
+    """Whether the project's warehouse is DuckDB (the default) rather than PostgreSQL."""
+    return os.environ.get("RETAILHUB_WAREHOUSE__URL", "duckdb:").startswith("duckdb:")
+
+
 def has_warehouse(project: Path) -> bool:
     return "RETAILHUB_WAREHOUSE__URL" in os.environ or warehouse_path(project).exists()
 
@@ -61,15 +66,28 @@ def frame(project: Path, sql: str) -> pd.DataFrame:
 
 
 def tables_in(project: Path, *schemas: str) -> int:
-    """How many tables the published schemas hold (0 when nothing was ever published)."""
+    """How many published tables the schemas hold (0 when nothing was ever published).
+
+    A run's staging tables (built in the warehouse, published by a rename) do not count.
+    """
     marks = ", ".join("?" for _ in schemas)
     rows = fetch(
         project,
-        "select count(*) from information_schema.tables where table_type = 'BASE TABLE' "
+        "select table_name from information_schema.tables where table_type = 'BASE TABLE' "
         f"and table_schema in ({marks})",
         list(schemas),
     )
-    return int(rows[0][0])
+    return sum(1 for (name,) in rows if not is_staging_table(name))
+
+
+def staging_tables(project: Path) -> list[str]:
+    """The staging tables runs left in the warehouse (unpublished builds of failed runs)."""
+    rows = fetch(
+        project,
+        "select table_schema, table_name from information_schema.tables "
+        "where table_type = 'BASE TABLE' order by 1, 2",
+    )
+    return [f"{schema}.{name}" for schema, name in rows if is_staging_table(name)]
 
 
 def table_fingerprints(
@@ -91,6 +109,8 @@ def table_fingerprints(
         ).rows
         out = {}
         for schema, name in tables:
+            if is_staging_table(name):
+                continue  # a failed run's unpublished build, not published content
             result = wh.query(f"select * from {schema}.{name}")
             keep = [i for i, c in enumerate(result.columns) if c not in RUN_COLUMNS]
             lines = sorted("|".join(_normalise(row[i]) for i in keep) for row in result.rows)

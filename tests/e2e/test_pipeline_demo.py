@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.helpers import defects, fetch, table_fingerprints, tables_in
+from tests.e2e.helpers import (
+    defects,
+    fetch,
+    staging_tables,
+    table_fingerprints,
+    tables_in,
+    uses_duckdb,
+)
 
 from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME
 from retailhub.pipeline.project import Project
@@ -157,6 +164,16 @@ def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Pa
     assert table_fingerprints(demo_project) == before
     status = fetch(demo_project, "select status from meta.pipeline_runs order by started_at")
     assert [s for (s,) in status] == ["success", "failed"]
+    # The failed run's builds wait, unpublished, for its resume; the next publish removes them.
+    left = staging_tables(demo_project)
+    assert bool(left) == uses_duckdb(demo_project)  # PostgreSQL stages in its own schema
+    assert all(report.run_id.lower().replace("-", "_") in t for t in left)
+    again = project.run()
+    assert again.exit_code == EXIT_OK, again.error
+    assert staging_tables(demo_project) == []
+    assert fetch(demo_project, "select count(*) from core.fct_sales where order_id = '990002'") == [
+        (1,)
+    ]
 
 
 def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
@@ -189,6 +206,7 @@ def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
     assert counts["ingest:online_retail"] == 1  # not re-run
     assert counts["transform"] == 2  # failed once, then succeeded
     assert fetch(demo_project, "select count(*) from core.fct_sales")[0][0] > 0
+    assert staging_tables(demo_project) == []
 
 
 def test_resume_after_a_failure_inside_the_in_place_split(demo_project: Path, monkeypatch) -> None:

@@ -124,7 +124,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
 
 
 def _materialise(
-    con: duckdb.DuckDBPyConnection, model: Model, schema_prefix: str, sql: str
+    con: duckdb.DuckDBPyConnection, model: Model, schema_prefix: str, sql: str, relation: str
 ) -> None:
     """Create the model's table or temporary view, and drop the other kind if a previous build
     left one, so that nothing stale answers to the model's name."""
@@ -135,7 +135,7 @@ def _materialise(
         con.execute(f"create or replace temp view {view.removeprefix('temp.main.')} as\n{sql}")
     else:
         con.execute(f"drop view if exists {view}")
-        con.execute(f"create or replace table {table} as\n{sql}")
+        con.execute(f"create or replace table {relation} as\n{sql}")
 
 
 @contextmanager
@@ -188,7 +188,7 @@ def _build_one(
     sql = render_model(model, relations, source_relations)
     started = time.perf_counter()
     try:
-        _materialise(con, model, schema_prefix, sql)
+        _materialise(con, model, schema_prefix, sql, relation)
         row = con.sql(f"select count(*) from {relation}").fetchall()[0]
     except duckdb.Error as exc:
         raise ModelError(
@@ -216,9 +216,15 @@ def build_models(
     source_relations: Mapping[str, str],
     *,
     schema_prefix: str = "",
+    locations: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[BuiltModel]:
-    """Build every model as its table or view; stop at the first failure with a ModelError."""
+    """Build every model as its table or view; stop at the first failure with a ModelError.
+
+    ``locations`` places chosen table models elsewhere than ``<prefix><schema>.<name>``
+    (model name -> table): the pipeline builds the tables it will publish straight into the
+    warehouse's staging tables, so publishing them is a rename instead of a copy.
+    """
     if not PREFIX.match(schema_prefix):
         raise ModelError(
             f"schema prefix '{schema_prefix}' must be a name prefix ('tmp_'), "
@@ -227,9 +233,16 @@ def build_models(
     plan = ordered(models)
     _check_sources(plan, source_relations)
     install_duckdb_functions(con)
-    relations = {m.name: built_relation(m, schema_prefix) for m in plan}
+    placed = {
+        m.name: locations[m.name]
+        for m in plan
+        if locations and m.name in locations and m.materialized != "view"
+    }
+    relations = {m.name: placed.get(m.name) or built_relation(m, schema_prefix) for m in plan}
     built: list[BuiltModel] = []
-    for schema in sorted({f"{schema_prefix}{m.schema}" for m in plan}):
+    schemas = {f"{schema_prefix}{m.schema}" for m in plan}
+    schemas |= {table.rsplit(".", 1)[0] for table in placed.values()}
+    for schema in sorted(schemas):
         con.execute(f"create schema if not exists {schema}")
     with _build_settings(con):
         for model in plan:

@@ -18,6 +18,8 @@ from retailhub.config.loader import LoadedProject
 from retailhub.warehouse.base import PublishBatch, Warehouse
 
 WORK = "work"
+#: Schemas whose tables the publish step makes visible (raw and quarantine are appended to).
+PUBLISHED_SCHEMAS = ("core", "marts")
 
 
 @dataclass
@@ -51,6 +53,8 @@ class RunContext:
     pending: PublishBatch = field(default_factory=PublishBatch)
     # Replace every published table instead of appending new fact rows (``run --full-refresh``).
     full_refresh: bool = False
+    # False for ``retailhub check``: nothing is built in the warehouse's staging tables.
+    publishes: bool = True
 
     @property
     def settings(self):
@@ -59,6 +63,13 @@ class RunContext:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         return self.warehouse.compute
+
+    def staging_table(self, target: str) -> str | None:
+        """Where to build the future content of published table ``target`` so that publishing
+        is a rename (see ``Warehouse.staging_table``); None: build in the scratch database."""
+        if not self.publishes:
+            return None
+        return self.warehouse.staging_table(target, self.run_id)
 
     def payload(self, task: str) -> dict[str, Any]:
         out = self.outputs.get(task)

@@ -111,6 +111,7 @@ class Project:
                 progress=progress or ProgressSink(),
                 publish_hook=publish_hook,
                 full_refresh=full_refresh,
+                publishes=publish,
             )
             runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
             outcome = runner.execute(done)

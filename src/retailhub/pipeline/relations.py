@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retailhub.pipeline.context import WORK, RunContext, work
+from retailhub.pipeline.context import RunContext, work
 from retailhub.sources.layout import get_layout
 
 META_COLUMNS = {
@@ -13,14 +13,22 @@ META_COLUMNS = {
 }
 
 
-def work_table_exists(ctx: RunContext, qualified: str) -> bool:
-    _, schema, name = qualified.split(".")
+def table_exists(ctx: RunContext, qualified: str) -> bool:
+    """Whether the table ``[catalog.]schema.name`` exists (no catalog: the warehouse's)."""
+    *catalog, schema, name = qualified.split(".")
+    database = "?" if catalog else "current_database()"
     rows = ctx.con.execute(
-        "select count(*) from duckdb_tables() where database_name = ? and schema_name = ? "
-        "and table_name = ?",
-        [WORK, schema, name],
+        f"select count(*) from duckdb_tables() where database_name = {database} "
+        "and schema_name = ? and table_name = ?",
+        [*catalog, schema, name],
     ).fetchall()
     return bool(rows[0][0])
+
+
+def accepted_table(ctx: RunContext, dataset: str) -> str:
+    """Where this run's accepted batch of ``dataset`` is built: in the warehouse's staging
+    table for ``raw.<dataset>`` when it has one (published by a rename), else in scratch."""
+    return ctx.staging_table(f"raw.{dataset}") or work("accepted", dataset)
 
 
 def empty_dataset_sql(layout: str) -> str:
@@ -39,8 +47,8 @@ def current_relation(ctx: RunContext, dataset: str, layout: str | None = None) -
     history = ctx.warehouse.history_relation(f"raw.{dataset}")
     if history:
         parts.append(f"select * exclude (_run_id) from {history}")
-    accepted = work("accepted", dataset)
-    if work_table_exists(ctx, accepted):
+    accepted = accepted_table(ctx, dataset)
+    if table_exists(ctx, accepted):
         parts.append(f"select * from {accepted}")
     if not parts:
         parts.append(empty_dataset_sql(layout or dataset))

@@ -17,6 +17,14 @@ import duckdb
 import pyarrow as pa
 
 SCHEMAS = ("raw", "core", "marts", "quarantine", "meta")
+#: Name prefix of a run's staging tables (``Warehouse.staging_table``): never published
+#: content, whatever schema they sit in.
+STAGE_PREFIX = "_rh_stage_"
+
+
+def is_staging_table(name: str) -> bool:
+    """Whether table ``name`` (bare or qualified) is a run's staging table."""
+    return name.rsplit(".", 1)[-1].strip('"').startswith(STAGE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,15 @@ class Capabilities:
     concurrent_readers_during_publish: bool
     zero_copy_compute: bool  # warehouse tables are readable in the compute connection as-is
     advisory_locks: bool
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """A table built in the warehouse's own storage under a staging name (see
+    ``Warehouse.staging_table``), and constant columns to add when it is published."""
+
+    table: str
+    constants: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,6 +58,9 @@ class PublishBatch:
     replace: dict[str, str] = field(default_factory=dict)
     append: dict[str, str] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # An ``append`` target that does not exist yet may instead take over this staged table
+    # (from ``Warehouse.staging_table``) with constant columns added: no copy of the rows.
+    adoptable: dict[str, StagedTable] = field(default_factory=dict)
     # Called after each table is written; tests inject failures here to prove atomicity.
     after_table: Callable[[str], None] | None = None
 
@@ -77,6 +97,16 @@ class Warehouse(ABC):
     @abstractmethod
     def history_relation(self, table: str) -> str | None:
         """A compute-side relation holding the warehouse table's rows, or None if absent."""
+
+    def staging_table(self, target: str, run_id: str) -> str | None:
+        """Where the compute connection may build the future content of ``target`` in the
+        warehouse's own storage, invisible until published; None (the default) means build in
+        the scratch database and copy at publish time.
+
+        A warehouse that returns a name publishes such a table by renaming it (no second
+        write of its rows) and drops the staged tables a run leaves unpublished.
+        """
+        return None
 
     @abstractmethod
     def publish(self, batch: PublishBatch) -> None:

@@ -4,6 +4,12 @@ The warehouse file is opened as the connection's main database and the run's scr
 database (``work``) is attached beside it, so building tables never touches published
 state and publishing is one DuckDB transaction copying from ``work`` into the warehouse.
 DuckDB's file lock serialises concurrent runs: the second one gets a clear message.
+
+The big tables (the accepted batch that becomes raw history, the core star schema) are built
+in the warehouse file itself under staging names (``core._rh_stage_<run>__fct_sales``) and
+published by renaming them in the publishing transaction: writing 10M rows costs seconds,
+renaming a table costs nothing. Until that commit they are invisible under the published
+names; the run that publishes drops every staging table left by runs that never will.
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ import duckdb
 import pyarrow as pa
 
 from retailhub.errors import WarehouseError, WarehouseUnavailable
-from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryResult, Warehouse
+from retailhub.warehouse.base import (
+    SCHEMAS,
+    STAGE_PREFIX,
+    Capabilities,
+    PublishBatch,
+    QueryResult,
+    StagedTable,
+    Warehouse,
+    is_staging_table,
+)
 from retailhub.warehouse.ledger_schema import create_statements
 
 log = logging.getLogger(__name__)
@@ -115,20 +130,39 @@ class DuckDBWarehouse(Warehouse):
         return f'"{catalog}".{table}'
 
     # -- publishing -----------------------------------------------------------------------
+    def staging_table(self, target: str, run_id: str) -> str | None:
+        if self.read_only:
+            return None
+        schema, name = target.split(".", 1)
+        run = re.sub(r"[^a-z0-9]", "_", run_id.lower())
+        return f"{schema}.{STAGE_PREFIX}{run}__{name}"
+
     def publish(self, batch: PublishBatch) -> None:
         con = self._con
         con.execute("begin transaction")
         try:
             for target, rel in batch.append.items():
-                con.execute(f"create table if not exists {target} as select * from {rel} limit 0")
-                con.execute(f"insert into {target} by name select * from {rel}")
+                staged = batch.adoptable.get(target)
+                if staged is not None and not self.table_exists(target):
+                    self._adopt(staged, target)
+                else:
+                    con.execute(
+                        f"create table if not exists {target} as select * from {rel} limit 0"
+                    )
+                    con.execute(f"insert into {target} by name select * from {rel}")
                 _after(batch, target)
             for target, records in batch.rows.items():
                 self._insert(target, records)
                 _after(batch, target)
             for target, rel in batch.replace.items():
-                con.execute(f"create or replace table {target} as select * from {rel}")
+                if _BARE_TABLE.fullmatch(rel) and is_staging_table(rel):
+                    con.execute(f"drop table if exists {target}")
+                    self._adopt(StagedTable(rel), target)
+                else:
+                    con.execute(f"create or replace table {target} as select * from {rel}")
                 _after(batch, target)
+            for leftover in self._staged_tables():
+                con.execute(f"drop table {leftover}")
             con.execute("commit")
         except BaseException as exc:
             con.execute("rollback")
@@ -137,6 +171,25 @@ class DuckDBWarehouse(Warehouse):
                     f"publish to {self.display_url} failed and was rolled back: {exc}"
                 ) from exc
             raise
+
+    def _adopt(self, staged: StagedTable, target: str) -> None:
+        """Publish a staged table under ``target``'s name (which must be free): a rename."""
+        for column, value in staged.constants.items():
+            literal = "'" + value.replace("'", "''") + "'"
+            self._con.execute(
+                f"alter table {staged.table} add column {column} varchar default {literal}"
+            )
+            self._con.execute(f"alter table {staged.table} alter column {column} drop default")
+        self._con.execute(f"alter table {staged.table} rename to {target.split('.', 1)[1]}")
+
+    def _staged_tables(self) -> list[str]:
+        """Every staging table in the warehouse file (this run's unpublished ones included)."""
+        rows = self._con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database() and starts_with(table_name, ?)",
+            [STAGE_PREFIX],
+        ).fetchall()
+        return [f"{schema}.{name}" for schema, name in rows]
 
     # -- plain access ---------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -166,6 +219,10 @@ class DuckDBWarehouse(Warehouse):
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):  # closing twice
             self._con.close()
+
+
+# ``schema.table`` and nothing else (a replace relation may also be a whole SELECT).
+_BARE_TABLE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
 
 
 def _after(batch: PublishBatch, target: str) -> None:

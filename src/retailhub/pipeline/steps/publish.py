@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from retailhub.errors import WarehouseError
 from retailhub.pipeline import publish_policy
-from retailhub.pipeline.context import RunContext, TaskOutput, work
+from retailhub.pipeline.context import PUBLISHED_SCHEMAS, RunContext, TaskOutput, work
 from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
-from retailhub.pipeline.relations import work_table_exists
-from retailhub.warehouse.base import PublishBatch
+from retailhub.pipeline.relations import accepted_table, table_exists
+from retailhub.warehouse.base import PublishBatch, StagedTable
 from retailhub.warehouse.ledger import utcnow
-
-PUBLISHED_SCHEMAS = ("core", "marts")
 
 
 def run(ctx: RunContext, task: Task) -> TaskOutput:
@@ -35,12 +34,19 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             continue
         p = ctx.payload(name)
         dataset = p["dataset"]
-        accepted, quarantined = work("accepted", dataset), work("quarantined", dataset)
-        if p["accepted_rows"] and work_table_exists(ctx, accepted):
+        accepted, quarantined = accepted_table(ctx, dataset), work("quarantined", dataset)
+        if p["accepted_rows"]:
+            if not table_exists(ctx, accepted):
+                raise WarehouseError(
+                    f"run {ctx.run_id}: the accepted rows of '{dataset}' ({accepted}) are gone "
+                    "(another run has published since this one failed); start a new run",
+                    table=accepted,
+                )
             batch.append[f"raw.{dataset}"] = (
                 f"(select *, '{ctx.run_id}' as _run_id from {accepted})"
             )
-        if p["quarantined_rows"] and work_table_exists(ctx, quarantined):
+            batch.adoptable[f"raw.{dataset}"] = StagedTable(accepted, {"_run_id": ctx.run_id})
+        if p["quarantined_rows"] and table_exists(ctx, quarantined):
             batch.append[f"quarantine.{dataset}"] = quarantined
             lineage.append(
                 _edge(

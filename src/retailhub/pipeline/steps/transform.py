@@ -8,7 +8,7 @@ from retailhub.errors import ModelError
 from retailhub.models.checks import test_models
 from retailhub.models.graph import load_models
 from retailhub.models.runner import build_models
-from retailhub.pipeline.context import WORK, RunContext, TaskOutput
+from retailhub.pipeline.context import PUBLISHED_SCHEMAS, WORK, RunContext, TaskOutput
 from retailhub.pipeline.plan import Task, datasets_of
 from retailhub.pipeline.relations import current_relation
 
@@ -25,11 +25,18 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         relations[dataset] = current_relation(ctx, dataset, layout)
     extra = [ctx.project.resolve("models")] if ctx.project.resolve("models").is_dir() else []
     models = load_models(extra)
+    # Tables to be published are built where the warehouse can publish them by a rename.
+    locations = {
+        m.name: staged
+        for m in models
+        if m.schema in PUBLISHED_SCHEMAS and (staged := ctx.staging_table(f"{m.schema}.{m.name}"))
+    }
     built = build_models(
         ctx.con,
         models,
         relations,
         schema_prefix=f"{WORK}.",
+        locations=locations,
         progress=lambda name: ctx.progress.task_advanced(task.name, 1, total=len(models)),
     )
     failures = test_models(ctx.con, built)

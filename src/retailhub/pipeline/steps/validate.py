@@ -8,7 +8,7 @@ from datetime import datetime
 from retailhub.errors import ConfigError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import INGEST, Task, datasets_of, referenced_datasets
-from retailhub.pipeline.relations import current_relation, work_table_exists
+from retailhub.pipeline.relations import accepted_table, current_relation, table_exists
 from retailhub.quality.gate import QualityContext, run_quality
 from retailhub.sources.layout import get_layout
 from retailhub.warehouse.ledger import Ledger
@@ -27,11 +27,11 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     layout_name = layouts.pop()
     # Typed rows land in the accepted table's place; the gate then deletes the quarantined
     # ones from it (a split in place: no copy of the batch).
-    staged = work("accepted", dataset)
+    staged = accepted_table(ctx, dataset)
     parts = []
     for source in sources:
         landing = work("landing", source)
-        if not work_table_exists(ctx, landing):
+        if not table_exists(ctx, landing):
             continue
         cfg = ctx.settings.sources[source]
         columns = [r[0] for r in ctx.con.execute(f"describe {landing}").fetchall()]
