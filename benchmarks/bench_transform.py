@@ -8,6 +8,8 @@ keeping a run's work database::
         --workdir /tmp/tb1m --keep
     .venv/bin/python benchmarks/bench_transform.py --workdir /tmp/tb1m --repeat 5
 
+or point ``--workdir`` at a warehouse file: its ``raw`` tables are the accepted rows.
+
 Each repetition opens a fresh connection set up like the pipeline's (in-memory main database,
 an on-disk ``work`` database for the models, the same memory limit and a spill directory),
 points ``source('x')`` at the saved ``accepted.x`` tables and builds every model. The machine
@@ -57,11 +59,17 @@ def connect(accepted_db: Path, scratch: Path, memory_limit: str) -> duckdb.DuckD
     con.execute(f"set temp_directory = '{scratch / 'spill'}'")
     con.execute(f"attach '{accepted_db}' as saved (read_only)")
     con.execute(f"attach '{scratch / 'work.duckdb'}' as work")
+    # A kept work database of an older run has ``accepted.<dataset>``; a warehouse file (now
+    # that accepted batches are built in the warehouse) has the same rows in ``raw.<dataset>``.
+    schemas = {r[0] for r in con.execute("select schema_name from duckdb_tables() "
+                                         "where database_name = 'saved'").fetchall()}  # fmt: skip
     for dataset in DATASETS:
-        con.execute(
-            f"create or replace temp view current_{dataset} as "
-            f"select * from saved.accepted.{dataset}"
+        saved = (
+            f"saved.accepted.{dataset}"
+            if "accepted" in schemas
+            else f"(select * exclude (_run_id) from saved.raw.{dataset})"
         )
+        con.execute(f"create or replace temp view current_{dataset} as select * from {saved}")
     return con
 
 

@@ -101,7 +101,11 @@ class BulkLoader:
         cursor = self.compute.cursor()
         try:
             reader = cursor.sql(job.select_sql).to_arrow_reader(self.batch_rows)
-            first = reader.read_next_batch()
+            first = [reader.read_next_batch()]
+            # DuckDB's batches are a little under batch_rows (whole vectors): whether a second
+            # one follows, not the first one's size, says whether the table is big.
+            with contextlib.suppress(StopIteration):
+                first.append(reader.read_next_batch())
         except StopIteration:
             self.stats[name] = LoadStats(0, time.perf_counter() - started)
             cursor.close()
@@ -116,10 +120,12 @@ class BulkLoader:
         self.stats[name] = LoadStats(rows, time.perf_counter() - started)
         log.debug("loaded %s rows into %s in %.2fs", rows, name, self.stats[name].seconds)
 
-    def _stream(self, job: LoadJob, reader: pa.RecordBatchReader, first: pa.RecordBatch) -> int:
+    def _stream(
+        self, job: LoadJob, reader: pa.RecordBatchReader, first: list[pa.RecordBatch]
+    ) -> int:
         schema = reader.schema
         # A table that fits in one batch needs one stream; big ones get every worker.
-        n = 1 if first.num_rows < self.batch_rows else self.workers
+        n = 1 if len(first) == 1 else self.workers
         conns = self._connections(n)
         q: queue.Queue[Any] = queue.Queue(maxsize=2 * n)
         failed = threading.Event()
@@ -167,9 +173,13 @@ class BulkLoader:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rh-copy") as pool:
             futures = [pool.submit(consume, conn) for conn in conns]
             try:
-                batch: pa.RecordBatch | None = first
+                pending = list(first)
+                batch: pa.RecordBatch | None = pending.pop(0)
                 while batch is not None and put(batch):
                     produced += batch.num_rows
+                    if pending:
+                        batch = pending.pop(0)
+                        continue
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
