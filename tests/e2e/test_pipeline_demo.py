@@ -17,7 +17,7 @@ from tests.e2e.helpers import (
     uses_duckdb,
 )
 
-from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME
+from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME, UsageError
 from retailhub.pipeline.project import Project
 
 STAR = {
@@ -207,6 +207,25 @@ def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
     assert counts["transform"] == 2  # failed once, then succeeded
     assert fetch(demo_project, "select count(*) from core.fct_sales")[0][0] > 0
     assert staging_tables(demo_project) == []
+
+
+def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Path) -> None:
+    """The later run took in the failed run's files too: resuming would load them twice."""
+    project = Project.load(demo_project)
+
+    def explode(table: str) -> None:
+        raise RuntimeError("injected failure while publishing")
+
+    failed = project.run(publish_hook=explode)
+    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
+    later = project.run()
+    assert later.exit_code == EXIT_OK, later.error
+    before = table_fingerprints(demo_project)
+    with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
+        project.run(resume=failed.run_id)
+    assert table_fingerprints(demo_project) == before
+    raw = fetch(demo_project, "select count(*), count(distinct _run_id) from raw.online_retail")
+    assert raw[0][1] == 1
 
 
 def test_resume_after_a_failure_inside_the_in_place_split(demo_project: Path, monkeypatch) -> None:

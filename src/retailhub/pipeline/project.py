@@ -155,6 +155,14 @@ class Project:
                 raise UsageError(
                     f"run {resume} has status {row['status']}; only failed runs resume"
                 )
+            later = ledger.published_since(resume)
+            if later is not None:
+                # The later run took in this run's new inputs too (they were never recorded
+                # as ingested): publishing this one now would load them a second time.
+                raise UsageError(
+                    f"run {resume} cannot be resumed: run {later} has published since it "
+                    "started; start a new run instead"
+                )
             ledger.reopen_run(resume)
             return Plan.from_json(row["plan_json"]), outputs_from_ledger(
                 ledger.succeeded_tasks(resume)

@@ -47,6 +47,17 @@ class Ledger:
         res = self.wh.query("select * from meta.pipeline_runs where run_id = ?", [run_id])
         return dict(zip(res.columns, res.rows[0], strict=True)) if res.rows else None
 
+    def published_since(self, run_id: str) -> str | None:
+        """A run that published after ``run_id`` started (the latest), or None."""
+        res = self.wh.query(
+            "select later.run_id from meta.pipeline_runs later join meta.pipeline_runs this "
+            "on this.run_id = ? where later.command = 'run' and later.status = 'success' "
+            "and later.run_id <> this.run_id and later.finished_at > this.started_at "
+            "order by later.finished_at desc limit 1",
+            [run_id],
+        )
+        return str(res.rows[0][0]) if res.rows else None
+
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         res = self.wh.query(
             "select run_id, command, profile, status, started_at, seconds, rows_in, "
