@@ -29,12 +29,11 @@ from retailhub.models.template import render
 
 log = logging.getLogger(__name__)
 
-# DuckDB settings for the duration of a build, restored afterwards. Bitpacking analysis
-# dominates the cost of storing 60-bit surrogate keys (about 40 % of writing fct_sales); the
-# model tables live in the run's scratch database and are compressed again when published, so
-# they skip it. Tables have no row order, so DuckDB need not keep the one a query produced.
+# DuckDB settings for the duration of a build, restored afterwards. Tables have no row order,
+# so DuckDB need not keep the one a query produced. (Compression stays on: the core tables are
+# built where they are published; with bitpacking off, fct_sales took twice the space, 967
+# against 483 MB at 10M rows, for a build 0.6 s faster at most.)
 BUILD_SETTINGS = {
-    "disabled_compression_methods": "bitpacking",
     "preserve_insertion_order": "false",
 }
 
