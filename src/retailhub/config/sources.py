@@ -10,18 +10,28 @@ password written into a database URL or an ``Authorization`` header is rejected.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from retailhub.errors import ConfigError
 
 # Header names that carry credentials; they must come from ``token_env`` instead.
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key"})
 _DB_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class _SourceBase(BaseModel):
@@ -35,6 +45,17 @@ class _SourceBase(BaseModel):
     columns: dict[str, str] = Field(default_factory=dict)
     date_format: str | None = None
     enabled: bool = True
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_is_a_table_name(cls, value: str | None) -> str | None:
+        # The dataset names warehouse tables (raw.<dataset>, quarantine.<dataset>).
+        if value is not None and not _TABLE_NAME.fullmatch(value):
+            raise ValueError(
+                f"dataset {value!r} must be a table name: lowercase letters, digits and "
+                "underscores, not starting with a digit"
+            )
+        return value
 
     @model_validator(mode="after")
     def _default_dataset(self) -> _SourceBase:

@@ -152,3 +152,15 @@ def test_scaffolded_template_is_valid_and_matches_the_demo_example(tmp_path: Pat
         assert (tmp_path / "shop" / folder).is_dir()
     demo = Path(__file__).resolve().parents[3] / "examples" / "demo" / "retailhub.yaml"
     assert demo.read_text(encoding="utf-8") == template_text()
+
+
+def test_dataset_must_be_a_table_name(tmp_path: Path) -> None:
+    """A dataset names warehouse tables: a name SQL cannot take fails at load, not mid-run."""
+    write(tmp_path, MINIMAL + "    dataset: web-sales\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    msg = str(exc.value)
+    assert "sources.sales.dataset" in msg and "web-sales" in msg and "table name" in msg
+    assert exc.value.exit_code == 2
+    write(tmp_path, MINIMAL + "    dataset: web_sales_2\n")
+    assert load_project(tmp_path).settings.sources["sales"].dataset == "web_sales_2"
