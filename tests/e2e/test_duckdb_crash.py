@@ -1,0 +1,76 @@
+"""SIGKILL while a run writes its staging tables into the DuckDB warehouse file.
+
+The big tables of a run are built inside the warehouse file (``core._rh_stage_<run>__...``)
+and published by a rename. A run killed in the middle of writing one must leave the file
+readable, the published tables exactly as they were, and nothing the next run trips over.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.e2e.helpers import fetch, staging_tables, table_fingerprints
+
+from retailhub.config.scaffold import scaffold
+from retailhub.demo import generate
+from retailhub.errors import EXIT_OK
+from retailhub.pipeline.project import Project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROWS = 200_000  # enough that fct_sales takes a noticeable moment to write
+
+
+def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_path: Path):
+    project = tmp_path / "shop"
+    scaffold(project)
+    data = project / "data"
+    generate(data, rows=ROWS, seed=11, defect_rate=0.01)
+    os.environ.pop("RETAILHUB_WAREHOUSE__URL", None)
+    first = Project.load(project).run()
+    assert first.exit_code == EXIT_OK, first.error
+    before = table_fingerprints(project)
+    # A second run on the same files still rebuilds the star schema (into its staging tables):
+    # that is where it gets killed.
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "retailhub", "-v", "run", "--project", str(project)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    try:
+        assert child.stderr is not None
+        deadline = time.monotonic() + 240
+        for line in child.stderr:
+            # int_sales_lines is a view, logged just before fct_sales starts being written
+            # into core._rh_stage_<run>__fct_sales
+            if "int_sales_lines" in line:
+                child.send_signal(signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, "the run never reached the star schema"
+        else:
+            pytest.fail(f"the run ended before the star schema (exit {child.wait()})")
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+    assert table_fingerprints(project) == before
+    # The kill hit the star schema build: the dimensions built before it are there, unpublished.
+    left = staging_tables(project)
+    assert "core" in {t.split(".")[0] for t in left}, left
+    runs = fetch(project, "select status from meta.pipeline_runs order by started_at")
+    assert [s for (s,) in runs] == ["success", "running"]  # killed: never finished
+
+    after = Project.load(project).run()
+    assert after.exit_code == EXIT_OK, after.error
+    assert staging_tables(project) == []
+    assert table_fingerprints(project) == before  # same inputs: the same published tables
