@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,45 @@ log = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.2
+#: DuckDB's memory budget while a load only streams tables out: a scan needs a few vectors, and
+#: a buffer cache filled to the run's budget only adds to the process's peak (loading the 10M
+#: row fct_sales: 1.77 GB peak with 1.25 GB, 1.37 GB with 512 MB, equally fast).
+STREAMING_MEMORY = "512MB"
+_SIZE = re.compile(r"\s*([0-9.]+)\s*([kmgt]?i?b|bytes?)\s*", re.IGNORECASE)
+_UNIT = {"b": 1, "byte": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+
+
+def size_bytes(text: str) -> int | None:
+    """Bytes of a DuckDB size setting ("1.25GB", "488.2 MiB"); None if unreadable."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).lower() not in _UNIT:
+        return None
+    return int(float(match.group(1)) * _UNIT[match.group(2).lower()])
+
+
+@contextlib.contextmanager
+def streaming_memory(con: duckdb.DuckDBPyConnection, configured: str | None) -> Iterator[None]:
+    """Lower DuckDB's memory limit to STREAMING_MEMORY for the block, then restore
+    ``configured`` (None: DuckDB's default). A limit already lower is left alone."""
+    limit = size_bytes(configured) if configured else None
+    streaming = size_bytes(STREAMING_MEMORY)
+    if limit is not None and streaming is not None and limit <= streaming:
+        yield
+        return
+    try:
+        con.execute(f"set memory_limit = '{STREAMING_MEMORY}'")
+    except duckdb.Error as exc:  # cannot evict enough right now: load with the usual budget
+        log.debug("memory limit not lowered for the load: %s", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        if configured:
+            con.execute(f"set memory_limit = '{configured}'")
+        else:
+            con.execute("reset memory_limit")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit
 from retailhub.warehouse.base import PublishBatch
 from retailhub.warehouse.keys import TableKeys
-from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob
+from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
     load_columns,
     load_expr_for,
@@ -324,11 +324,14 @@ class Publisher:
             )
             for plan in self.plans
         ]
-        with BulkLoader(
-            self.wh.compute,
-            lambda: self.wh.target.connect_adbc(application_name=self.wh.application_name),
-            workers=self.wh.load_workers,
-        ) as loader:
+        with (
+            streaming_memory(self.wh.compute, self.wh.compute_memory_limit),
+            BulkLoader(
+                self.wh.compute,
+                lambda: self.wh.target.connect_adbc(application_name=self.wh.application_name),
+                workers=self.wh.load_workers,
+            ) as loader,
+        ):
             stats = loader.load(jobs)
         for plan in self.plans:
             plan.rows = stats[f"{STAGING_SCHEMA}.{plan.stage}"].rows

@@ -120,6 +120,11 @@ class PostgresWarehouse(Warehouse):
             self._compute = self._open_compute()
         return self._compute
 
+    @property
+    def compute_memory_limit(self) -> str | None:
+        """The compute connection's configured DuckDB memory limit (None: DuckDB's default)."""
+        return self._memory_limit
+
     def _open_compute(self) -> duckdb.DuckDBPyConnection:
         config: dict[str, Any] = {}
         if self._memory_limit:

@@ -118,3 +118,32 @@ def test_keys_from_a_model_sidecar() -> None:
         keys_from_spec("dim_x", {"columns": [{"name": "id", "tests": ["unique"]}]}).primary_key
         == ()
     )
+
+
+def test_loads_stream_with_a_small_duckdb_budget_and_restore_the_configured_one() -> None:
+    import duckdb
+
+    from retailhub.warehouse.pg_load import STREAMING_MEMORY, size_bytes, streaming_memory
+
+    def limit(con: duckdb.DuckDBPyConnection) -> int | None:
+        value = con.sql("select value from duckdb_settings() where name = 'memory_limit'")
+        return size_bytes(value.fetchall()[0][0])
+
+    streaming = size_bytes(STREAMING_MEMORY)
+    assert streaming is not None
+    con = duckdb.connect(":memory:", config={"memory_limit": "2GB"})
+    configured = limit(con)
+    with streaming_memory(con, "2GB"):
+        assert abs((limit(con) or 0) - streaming) < 2**20  # shown rounded to 0.1 MiB
+    assert limit(con) == configured
+    small = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
+    before = limit(small)
+    with streaming_memory(small, "256MB"):
+        assert limit(small) == before  # already lower: left alone
+    default = duckdb.connect(":memory:")
+    usual = limit(default)
+    with streaming_memory(default, None):
+        assert abs((limit(default) or 0) - streaming) < 2**20
+    assert limit(default) == usual
+    assert size_bytes("1.25GB") == 1_250_000_000 and size_bytes("488.2 MiB") == 511_914_803
+    assert size_bytes("lots") is None
