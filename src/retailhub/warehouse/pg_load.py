@@ -13,6 +13,7 @@ transaction, so nothing here needs to be atomic.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import re
@@ -213,17 +214,10 @@ class BulkLoader:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="rh-copy") as pool:
             futures = [pool.submit(consume, conn) for conn in conns]
             try:
-                pending = list(first)
-                batch: pa.RecordBatch | None = pending.pop(0)
-                while batch is not None and put(batch):
+                for batch in itertools.chain(first, reader):
+                    if not put(batch):
+                        break
                     produced += batch.num_rows
-                    if pending:
-                        batch = pending.pop(0)
-                        continue
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        batch = None
             except BaseException as exc:
                 failed.set()
                 raise LoadFailed(name, exc) from exc
