@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from retailhub.engine_settings import unordered_writes
 from retailhub.errors import RetailhubError, SourceError
 from retailhub.sources.base import InputUnit, Source
 
@@ -222,10 +223,11 @@ def _land_all(
         view = f"__rh_landing_{uuid.uuid4().hex}"
         con.register(view, pa.RecordBatchReader.from_batches(chain.schema, chain.batches()))
         try:
-            con.execute(
-                f"INSERT INTO {target} BY NAME SELECT *, $source AS _source FROM {view}",
-                {"source": source.name},
-            )
+            with unordered_writes(con):
+                con.execute(
+                    f"INSERT INTO {target} BY NAME SELECT *, $source AS _source FROM {view}",
+                    {"source": source.name},
+                )
         except duckdb.Error as exc:
             if isinstance(chain.error, RetailhubError):
                 raise chain.error from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
+from retailhub.engine_settings import unordered_writes
 from retailhub.errors import ConfigError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import INGEST, Task, datasets_of, referenced_datasets
@@ -64,7 +65,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         for ref in referenced_datasets(ctx.settings, dataset) | ({dataset} if rules else set())
     }
     body = " union all by name ".join(f"({p})" for p in parts)
-    ctx.con.execute(f"create table {staged} as {body}")
+    with unordered_writes(ctx.con):
+        ctx.con.execute(f"create table {staged} as {body}")
     qctx = QualityContext(
         run_id=ctx.run_id,
         reference_tables=refs,
