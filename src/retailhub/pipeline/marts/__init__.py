@@ -14,6 +14,7 @@ Modules, one mart family each: :mod:`.kpis`, :mod:`.products`, :mod:`.customers`
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from retailhub.errors import ModelError
@@ -86,15 +87,17 @@ def build_all(ctx: MartContext, progress: Any = None) -> list[dict[str, Any]]:
         built.append(products.build_performance(ctx))
         built.append(products.build_category_trends(ctx))
     step()
-    customer_mart, churn = customers.build(ctx)
-    built.append(customer_mart)
-    step()
-    with ctx.timed("anomalies"):
-        anomaly_mart, daily = anomalies.build(ctx)
-    built.append(anomaly_mart)
-    step()
-    forecast_mart, outcomes = forecasts.build(ctx)
-    built.append(forecast_mart)
+    # The customer models fit on a worker thread while this one builds the anomaly and
+    # forecast marts (customers.start says why); the connection stays on this thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rh-fit") as fits:
+        pending = customers.start(ctx, fits)
+        with ctx.timed("anomalies"):
+            anomaly_mart, daily = anomalies.build(ctx)
+        step()
+        forecast_mart, outcomes = forecasts.build(ctx)
+        step()
+        customer_mart, churn = customers.finish(ctx, pending)
+    built += [customer_mart, anomaly_mart, forecast_mart]
     step()
     with ctx.timed("insights"):
         built.append(insights.build(ctx, churn, daily, outcomes))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from retailhub.analytics.churn import (
@@ -53,30 +53,64 @@ class ChurnOutcome:
     scores: pd.DataFrame | None = None  # index customer_id: churn_probability, churn_risk
 
 
-def churn_for_source(ctx: MartContext, source: SourceInfo, orders: str) -> ChurnOutcome:
-    """Evaluate, and if it beats the baseline, score every customer of ``source``."""
-    name = source.source_system
+@dataclass
+class ChurnData:
+    """The engine's part of one source's churn model: every frame the fits need.
+
+    Fetched up front, so that training, evaluation and scoring (:func:`churn_for_source`)
+    never touch the connection and can run on a worker thread while it builds other marts.
+    ``problem`` says why there is nothing to fit (history too short, no lines before a cutoff).
+    """
+
+    train: tuple[pd.DataFrame, pd.Series] | None = None
+    evaluation: tuple[pd.DataFrame, pd.Series] | None = None
+    current: pd.DataFrame | None = None
+    problem: str | None = None
+
+
+def _cutoffs(ctx: MartContext, source: SourceInfo) -> tuple[date, date]:
+    """(train cutoff c1, evaluation cutoff c2) for ``source``."""
+    c2 = source.reference_date - timedelta(days=ctx.config.churn_horizon_days)
+    return c2 - timedelta(days=ctx.config.churn_horizon_days), c2
+
+
+def churn_data(ctx: MartContext, source: SourceInfo, orders: str) -> ChurnData:
+    """Features and labels at both cutoffs, and today's features, of ``source``'s customers."""
     horizon = ctx.config.churn_horizon_days
-    reference = source.reference_date
-    c2 = reference - timedelta(days=horizon)
-    c1 = c2 - timedelta(days=horizon)
-    ctx.record(name, MODEL, "horizon_days", horizon)
-    ctx.record(name, MODEL, "train_cutoff", None, c1.isoformat())
-    ctx.record(name, MODEL, "evaluation_cutoff", None, c2.isoformat())
+    c1, c2 = _cutoffs(ctx, source)
     if source.first_date >= c1:
-        return _not_published(
-            ctx,
-            name,
-            f"history too short: {source.first_date} to {source.last_date} does not hold two "
-            f"{horizon}-day label windows after some history (need data before {c1})",
+        return ChurnData(
+            problem=f"history too short: {source.first_date} to {source.last_date} does not "
+            f"hold two {horizon}-day label windows after some history (need data before {c1})"
         )
     try:
-        train_x, train_y = _dataset(ctx, source, orders, c1)
-        train_x, train_y = _sample(ctx, train_x, train_y)
+        return ChurnData(
+            train=_dataset(ctx, source, orders, c1),
+            evaluation=_dataset(ctx, source, orders, c2),
+            current=_features(ctx, source, orders, source.reference_date),
+        )
+    except ValueError as exc:  # no lines before a cutoff, ...
+        return ChurnData(problem=f"model could not be evaluated: {exc}")
+
+
+def churn_for_source(ctx: MartContext, source: SourceInfo, data: ChurnData) -> ChurnOutcome:
+    """Evaluate, and if it beats the baseline, score every customer of ``source``.
+
+    Works on ``data`` (:func:`churn_data`) alone: no engine access.
+    """
+    name = source.source_system
+    c1, c2 = _cutoffs(ctx, source)
+    ctx.record(name, MODEL, "horizon_days", ctx.config.churn_horizon_days)
+    ctx.record(name, MODEL, "train_cutoff", None, c1.isoformat())
+    ctx.record(name, MODEL, "evaluation_cutoff", None, c2.isoformat())
+    if data.problem or data.train is None or data.evaluation is None or data.current is None:
+        return _not_published(ctx, name, data.problem or "no data")
+    try:
+        train_x, train_y = _sample(ctx, *data.train)
         model = train_churn_model(train_x, train_y, random_state=0, max_threads=1)
-        eval_x, eval_y = _dataset(ctx, source, orders, c2)
+        eval_x, eval_y = data.evaluation
         report = evaluate_churn(model, eval_x, eval_y)
-    except ValueError as exc:  # single-class labels, no lines before a cutoff, ...
+    except ValueError as exc:  # single-class labels, ...
         return _not_published(ctx, name, f"model could not be evaluated: {exc}")
     _record_report(ctx, name, report)
     min_auc = ctx.config.churn_min_auc
@@ -97,8 +131,7 @@ def churn_for_source(ctx: MartContext, source: SourceInfo, orders: str) -> Churn
         )
     final_x, final_y = _sample(ctx, eval_x, eval_y)  # the evaluation population, labelled
     final = train_churn_model(final_x, final_y, random_state=0, max_threads=1)
-    current = _features(ctx, source, orders, reference)
-    scores = churn_scores(final, current)
+    scores = churn_scores(final, data.current)
     ctx.record(name, MODEL, "published", 1.0, "model beats the recency-only baseline")
     ctx.record(name, MODEL, "customers_scored", len(scores))
     return ChurnOutcome(name, True, "beats the recency-only baseline", report, scores)

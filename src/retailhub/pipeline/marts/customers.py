@@ -8,13 +8,20 @@ functions on one-row-per-customer frames. The pieces are joined in the engine.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from retailhub.analytics.rfm import rfm_sql
 from retailhub.pipeline.marts.base import ORDER_FACTS, SOURCES
-from retailhub.pipeline.marts.churn_scores import ChurnOutcome, churn_for_source
-from retailhub.pipeline.marts.context import MartContext
-from retailhub.pipeline.marts.lifetime_value import customer_value
+from retailhub.pipeline.marts.churn_scores import (
+    ChurnData,
+    ChurnOutcome,
+    churn_data,
+    churn_for_source,
+)
+from retailhub.pipeline.marts.context import MartContext, SourceInfo
+from retailhub.pipeline.marts.lifetime_value import customer_summary, customer_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,10 +43,22 @@ MODEL_COLUMNS = {
 }
 
 
-def build(ctx: MartContext) -> tuple[dict[str, Any], list[ChurnOutcome]]:
-    """Build the mart; also return each source's churn decision (for insights)."""
-    import pandas as pd
+@dataclass
+class PendingCustomers:
+    """The customer mart between :func:`start` and :func:`finish`: its model fits, running."""
 
+    fits: list[Future[tuple[pd.DataFrame, ChurnOutcome]]] = field(default_factory=list)
+
+
+def start(ctx: MartContext, pool: Executor) -> PendingCustomers:
+    """Compute RFM and every frame the models need, and hand the fits to ``pool``.
+
+    Why split: the CLV and churn fits are Python (scipy, scikit-learn) on one-row-per-customer
+    frames and leave the second core idle, while the anomaly and forecast marts are mostly
+    engine work. Started here and collected by :func:`finish` after those marts, the fits run
+    beside them (10M rows: the analytics step ~3 s shorter on 2 cores). The fits never touch
+    the connection, so only this thread uses it.
+    """
     ctx.execute(
         f"""
         create or replace temp view {CUSTOMER_ORDERS} as
@@ -52,18 +71,38 @@ def build(ctx: MartContext) -> tuple[dict[str, Any], list[ChurnOutcome]]:
     )
     with ctx.timed("rfm"):
         _build_rfm(ctx)
-    frames: list[pd.DataFrame] = []
-    outcomes: list[ChurnOutcome] = []
+    pending = PendingCustomers()
     for source in ctx.sources:
-        with ctx.timed("clv"):
-            value = customer_value(ctx, source, CUSTOMER_ORDERS)
-        with ctx.timed("churn"):
-            outcome = churn_for_source(ctx, source, CUSTOMER_ORDERS)
-        outcomes.append(outcome)
-        scores = value
-        if outcome.scores is not None:
-            scores = value.join(outcome.scores, how="left")
-        frames.append(scores.reset_index().assign(source_system=source.source_system))
+        with ctx.timed("customer model data"):
+            summary = customer_summary(ctx, source, CUSTOMER_ORDERS)
+            churn = churn_data(ctx, source, CUSTOMER_ORDERS)
+        pending.fits.append(pool.submit(_fit, ctx, source, summary, churn))
+    return pending
+
+
+def _fit(
+    ctx: MartContext, source: SourceInfo, summary: pd.DataFrame, churn: ChurnData
+) -> tuple[pd.DataFrame, ChurnOutcome]:
+    """One source's model columns (CLV, P(alive), churn) and its churn decision."""
+    with ctx.timed(f"clv {source.source_system}"):
+        value = customer_value(ctx, source, summary)
+    with ctx.timed(f"churn {source.source_system}"):
+        outcome = churn_for_source(ctx, source, churn)
+    scores = value
+    if outcome.scores is not None:
+        scores = value.join(outcome.scores, how="left")
+    return scores.reset_index().assign(source_system=source.source_system), outcome
+
+
+def finish(
+    ctx: MartContext, pending: PendingCustomers
+) -> tuple[dict[str, Any], list[ChurnOutcome]]:
+    """Wait for the fits and build the mart; also return each source's churn decision."""
+    import pandas as pd
+
+    results = [future.result() for future in pending.fits]
+    frames = [frame for frame, _ in results]
+    outcomes = [outcome for _, outcome in results]
     models = (
         pd.concat(frames, ignore_index=True)
         if frames

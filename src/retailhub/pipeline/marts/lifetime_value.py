@@ -40,15 +40,14 @@ CLV_MONTHS = 12
 MIN_FIT_CUSTOMERS = 30
 
 
-def customer_value(ctx: MartContext, source: SourceInfo, orders: str) -> pd.DataFrame:
-    """``customer_id`` → ``clv_12m``, ``expected_orders_12m``, ``p_alive`` (NaN if not fitted).
+def customer_summary(ctx: MartContext, source: SourceInfo, orders: str) -> pd.DataFrame:
+    """The engine's part: one row per customer of ``source`` (frequency, recency, T, mean
+    repeat value; weeks), indexed by ``customer_id``.
 
     ``orders``: relation of purchase orders with a customer (one row per order: source_system,
     customer_id, order_id, order_date, net_amount).
     """
-    import pandas as pd
-
-    summary = ctx.frame(
+    return ctx.frame(
         summary_sql(
             orders,
             source.last_date,
@@ -58,6 +57,16 @@ def customer_value(ctx: MartContext, source: SourceInfo, orders: str) -> pd.Data
         ),
         "mart_customer_360",
     ).set_index("customer_id")
+
+
+def customer_value(ctx: MartContext, source: SourceInfo, summary: pd.DataFrame) -> pd.DataFrame:
+    """``customer_id`` → ``clv_12m``, ``expected_orders_12m``, ``p_alive`` (NaN if not fitted).
+
+    Fits and scores ``summary`` (:func:`customer_summary`) without touching the engine, so it
+    can run on a worker thread while the connection builds other marts.
+    """
+    import pandas as pd
+
     out = pd.DataFrame(
         {"clv_12m": np.nan, "expected_orders_12m": np.nan, "p_alive": np.nan},
         index=summary.index,
