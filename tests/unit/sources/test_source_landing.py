@@ -193,3 +193,24 @@ def test_input_unit_is_immutable_and_hashable() -> None:
         unit.uri = "/y.csv"  # type: ignore[misc]
     assert {unit} == {unit}
     assert Path(unit.uri).name == "x.csv"
+
+
+def test_landing_gives_the_connection_its_insertion_order_setting_back(
+    tmp_path, make_source
+) -> None:
+    """Landing lets DuckDB write unordered (faster); a caller's setting survives, also when
+    the landing fails."""
+    (tmp_path / "a.csv").write_bytes(b"x\n" + b"1\n" * 10)
+    src = make_source(type="csv", path="a.csv")
+    setting = "SELECT current_setting('preserve_insertion_order')"
+    con = duckdb.connect()
+    land(con, src, src.discover(SourceState()), "raw")
+    assert con.sql(setting).fetchall() == [(True,)]
+    con.execute("SET preserve_insertion_order = false")
+    land(con, src, src.discover(SourceState()), "raw2")
+    assert con.sql(setting).fetchall() == [(False,)]
+    con.execute("SET preserve_insertion_order = true")
+    failing = _FailingSource(SourceError("page 2 broke"))
+    with pytest.raises(SourceError):
+        land(con, failing, failing.discover(SourceState()), "raw3")  # type: ignore[arg-type]
+    assert con.sql(setting).fetchall() == [(True,)]
