@@ -77,7 +77,7 @@ def _cutoffs(ctx: MartContext, source: SourceInfo) -> tuple[date, date]:
 def churn_data(ctx: MartContext, source: SourceInfo, orders: str) -> ChurnData:
     """Features and labels at both cutoffs, and today's features, of ``source``'s customers."""
     horizon = ctx.config.churn_horizon_days
-    c1, _ = _cutoffs(ctx, source)
+    c1, c2 = _cutoffs(ctx, source)
     if source.first_date >= c1:
         return ChurnData(
             problem=f"history too short: {source.first_date} to {source.last_date} does not "

@@ -122,14 +122,18 @@ def uniqueness_check(
     so two different unparseable values are not taken for copies of each other.
 
     Why not one wide window: ``row_number() OVER (PARTITION BY <all columns> ...)`` sorts every
-    row and all its columns by every key column (23 s for 10M rows on 2 cores). Instead a
-    narrow window over a 64-bit hash of the key finds the few rows whose hash repeats, and the
-    exact window runs on those rows only (2 s): the result stays exact, a hash collision only
-    adds a candidate. Rows are matched back by the staged table's ``rowid``.
+    row and all its columns by every key column (23 s for 10M rows on 2 cores). Instead the
+    64-bit hashes of the key are sorted and a hash equal to its predecessor is a repeated one
+    (sorting 10M hashes: 1.2 CPU-s, against 1.7-2.3 for counting them per hash in a window or a
+    group, which holds ~10M groups); the exact window then runs on the few rows whose hash
+    repeats: the result stays exact, a hash collision only adds a candidate. Rows are matched
+    back by the staged table's ``rowid``.
     """
     keys = ", ".join([ident(c) for c in columns] + ([TYPE_ERRORS] if star else []))
     only = f" WHERE coalesce(({where}), false)" if where else ""
     hashes, dups = f"__rh_h{index}", f"__rh_u{index}"
+    repeated = f"hash({keys}) IN (SELECT h FROM {hashes})"
+    candidates = f"coalesce(({where}), false) AND {repeated}" if where else repeated
     if star:
         reason = f"{_prefix(info)} || 'duplicate of row at ' || __rh_d{index}"
     else:
@@ -146,11 +150,12 @@ def uniqueness_check(
         what="repeat an earlier row" if star else "repeat an earlier key",
         sample_columns=list(columns),
         ctes=[
-            f"{hashes} AS (SELECT rowid AS rid, count(*) OVER (PARTITION BY hash({keys})) "
-            f"AS n FROM {staged}{only})",
+            f"{hashes} AS (SELECT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p "
+            f"FROM (SELECT hash({keys}) AS h FROM {staged}{only}) AS __rh_k) AS __rh_l "
+            "WHERE h = p)",
             f"{dups} AS (SELECT rid, first_seen FROM (SELECT rowid AS rid, "
             f"row_number() OVER w AS rn, first_value({_FIRST_SEEN}) OVER w AS first_seen "
-            f"FROM {staged} WHERE rowid IN (SELECT rid FROM {hashes} WHERE n > 1) "
+            f"FROM {staged} WHERE {candidates} "
             f"WINDOW w AS (PARTITION BY {keys} ORDER BY {ORDER})) WHERE rn > 1)",
         ],
         joins=[f"LEFT JOIN {dups} ON __rh_s.rowid = {dups}.rid"],
