@@ -2,11 +2,15 @@
 
 Generation and the pipeline each run in a child process so their peak memory is measured
 separately (sampled RSS of the child and its children); per-stage timings come from the
-run ledger, the same numbers ``retailhub runs show`` prints.
+run ledger, the same numbers ``retailhub runs show`` prints. The pipeline's CPU seconds
+(user + system, DuckDB's threads included) are reported next to its wall time: on a shared
+machine the wall time of identical runs minutes apart differs by 10 %, so a change smaller
+than that shows in CPU seconds first.
 """
 
 from __future__ import annotations
 
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,8 +25,14 @@ import psutil
 from retailhub.config.scaffold import scaffold
 
 
-def _measure(cmd: list[str], cwd: Path) -> tuple[float, int, int]:
-    """Run ``cmd``; return (seconds, peak RSS bytes, exit code)."""
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measure(cmd: list[str], cwd: Path) -> tuple[float, float, int, int]:
+    """Run ``cmd``; return (seconds, CPU seconds, peak RSS bytes, exit code)."""
+    cpu0 = _children_cpu_seconds()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -48,7 +58,8 @@ def _measure(cmd: list[str], cwd: Path) -> tuple[float, int, int]:
     thread.join()
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return time.perf_counter() - t0, peak, proc.returncode
+    seconds = time.perf_counter() - t0
+    return seconds, _children_cpu_seconds() - cpu0, peak, proc.returncode
 
 
 def run_benchmark(
@@ -67,7 +78,7 @@ def run_benchmark(
     try:
         scaffold(base, force=True)
         exe = [sys.executable, "-m", "retailhub.cli.main"]
-        gen_s, gen_peak, _ = _measure(
+        gen_s, _, gen_peak, _ = _measure(
             [
                 *exe,
                 "-q",
@@ -84,7 +95,7 @@ def run_benchmark(
         run_cmd = [*exe, "-q", "run", "--project", str(base)]
         if warehouse_url:
             run_cmd += ["--warehouse", warehouse_url]
-        run_s, run_peak, code = _measure(run_cmd, base)
+        run_s, run_cpu, run_peak, code = _measure(run_cmd, base)
         project = Project.load(base, warehouse_url=warehouse_url)
         run_id = project.runs(1)[0]["run_id"]
         detail = project.run_detail(run_id)
@@ -107,6 +118,7 @@ def run_benchmark(
             "generate_peak_mb": round(gen_peak / 2**20),
             "pipeline_s": round(run_s, 1),
             "pipeline_rows_per_s": f"{rows / run_s:,.0f}",
+            "pipeline_cpu_s": round(run_cpu, 1),
             "pipeline_peak_mb": round(run_peak / 2**20),
             "exit_code": code,
             "warehouse": detail["run"]["warehouse_url"],
