@@ -16,9 +16,7 @@ def test_bench_reports_every_stage_with_wall_cpu_and_memory_of_the_pipeline(tmp_
     summary = result["summary"]
     assert summary["exit_code"] == 0
     stages = {s["task"]: s for s in result["stages"]}
-    assert {"ingest:online_retail", "validate:online_retail", "transform", "publish"} <= set(
-        stages
-    )
+    assert {"ingest:online_retail", "validate:online_retail", "transform", "publish"} <= set(stages)
     assert all(s["status"] == "success" for s in stages.values())
     # the transaction rows generated are the rows the ingest of Online Retail counted (plus
     # the injected duplicates), so the rows/s figures are of the input asked for
