@@ -13,7 +13,6 @@ Daily inputs must have one row per calendar day that has data. A missing day is 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -95,10 +94,13 @@ def _same_weekday_expectation(values: np.ndarray, weeks: int, min_neighbours: in
             shifted[row + 1, :-lag] = values[lag:]
         row += 2
     count = np.sum(np.isfinite(shifted), axis=0)
-    with warnings.catch_warnings():  # days without any neighbour: "All-NaN slice" is expected
-        warnings.simplefilter("ignore", RuntimeWarning)
-        expected = np.nanmedian(shifted, axis=0)
-    expected[count < min_neighbours] = np.nan
+    # Only days with enough neighbours get a median: that also keeps nanmedian off the days
+    # without any ("All-NaN slice" warnings), with no warnings filter to set -- those are
+    # process-wide and not thread-safe, and the customer model fits run beside this.
+    enough = count >= max(min_neighbours, 1)
+    expected = np.full(n, np.nan)
+    if enough.any():
+        expected[enough] = np.nanmedian(shifted[:, enough], axis=0)
     return expected
 
 

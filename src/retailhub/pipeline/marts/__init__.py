@@ -87,14 +87,16 @@ def build_all(ctx: MartContext, progress: Any = None) -> list[dict[str, Any]]:
         built.append(products.build_performance(ctx))
         built.append(products.build_category_trends(ctx))
     step()
-    # The customer models fit on a worker thread while this one builds the anomaly and
-    # forecast marts (customers.start says why); the connection stays on this thread.
+    # Forecasts first: statsmodels' fits run under warnings.catch_warnings(), which changes
+    # process-wide filters and is not thread-safe, so nothing else may run beside them.
+    forecast_mart, outcomes = forecasts.build(ctx)
+    step()
+    # The customer models fit on a worker thread while this one builds the anomaly mart
+    # (customers.start says why); the connection stays on this thread.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rh-fit") as fits:
         pending = customers.start(ctx, fits)
         with ctx.timed("anomalies"):
             anomaly_mart, daily = anomalies.build(ctx)
-        step()
-        forecast_mart, outcomes = forecasts.build(ctx)
         step()
         customer_mart, churn = customers.finish(ctx, pending)
     built += [customer_mart, anomaly_mart, forecast_mart]

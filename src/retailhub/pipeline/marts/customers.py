@@ -54,11 +54,12 @@ def start(ctx: MartContext, pool: Executor) -> PendingCustomers:
     """Compute RFM and every frame the models need, and hand the fits to ``pool``.
 
     Why split: the CLV and churn fits are Python (scipy, scikit-learn) on one-row-per-customer
-    frames and leave the second core idle, while the anomaly and forecast marts are mostly
-    engine work. Started here and collected by :func:`finish` after those marts, the fits run
-    beside them (10M rows on 2 cores: the analytics step 14.0 s -> 13.0 s; not more, because
-    the fits and the anomaly explanations both need the GIL for their Python parts). The fits
-    never touch the connection, so only this thread uses it.
+    frames and leave the second core idle, while the anomaly mart is mostly engine work.
+    Started here and collected by :func:`finish` after that mart, the fits run beside it (10M
+    rows on 2 cores: the analytics step 14.0 s -> 13.0 s; not more, because the fits and the
+    anomaly explanations both need the GIL for their Python parts). The fits never touch the
+    connection, so only this thread uses it; what runs beside them must not set warning
+    filters (``warnings.catch_warnings`` is process-wide and not thread-safe).
     """
     ctx.execute(
         f"""
