@@ -25,4 +25,9 @@ def test_bench_reports_every_stage_with_wall_cpu_and_memory_of_the_pipeline(tmp_
     # most every core for the whole wall time
     assert 0.5 < summary["pipeline_cpu_s"] <= summary["pipeline_s"] * (os.cpu_count() or 1) + 0.5
     assert summary["pipeline_peak_mb"] > 50
+    # the analytics stage is reported apart, and the run without it is the rest of the wall time
+    assert stages["analytics"]["status"] == "success"
+    assert summary["analytics_s"] == round(stages["analytics"]["seconds"], 1) > 0
+    expected = summary["pipeline_s"] - stages["analytics"]["seconds"]
+    assert abs(summary["without_analytics_s"] - expected) <= 0.11
     assert (tmp_path / "bench" / "warehouse").is_dir()

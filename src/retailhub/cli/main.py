@@ -318,7 +318,9 @@ def bench(
 
     result = run_benchmark(rows=rows, workdir=workdir, warehouse_url=warehouse, keep=keep)
     render_rows(result["stages"], title=f"Benchmark: {rows:,} transaction rows")
-    render_rows([result["summary"]], title="Summary")
+    # one measure per line: a one-row table of eleven columns is cut to fit the terminal
+    summary = [{"measure": k, "value": v} for k, v in result["summary"].items()]
+    render_rows(summary, title="Summary")
 
 
 # -- warehouse administration: init, backup, restore -------------------------------------------
