@@ -60,6 +60,31 @@ def test_surrogate_key_is_the_same_on_both_engines(pg):
         assert 0 <= got < 2**60
 
 
+def test_text_cleaners_are_the_same_on_both_engines(pg):
+    connection, _ = pg
+    duck = duckdb.connect()
+    for statement in function_definitions("duckdb"):
+        duck.execute(statement)
+    samples = [
+        "two  spaces",
+        "no\u00a0break",
+        "tab\there\n",
+        "plain",
+        "",
+        "017850.0",
+        "12.50",
+        "000",
+    ]
+    for sample in samples:
+        expected = duck.execute(
+            "select rh_collapse_spaces(?), rh_clean_id(?)", [sample, sample]
+        ).fetchall()[0]
+        got = connection.execute(
+            "select rh_collapse_spaces(%s), rh_clean_id(%s)", [sample, sample]
+        ).fetchone()
+        assert tuple(got) == tuple(expected), repr(sample)
+
+
 def test_transpiled_models_build_identical_tables_on_postgres(pg):
     connection, prefix = pg
     duck = duckdb.connect()

@@ -8,8 +8,7 @@ source as (
 
 cleaned as (
     select
-        nullif(regexp_replace(regexp_replace(trim(cast(customer_id as varchar)), '\.0+$', ''), '^0+([0-9])', '\1'), '')
-            as customer_id,
+        nullif(rh_clean_id(cast(customer_id as varchar)), '') as customer_id,
         activity_date,
         nullif(lower(trim(channel)), '') as channel,
         sessions,
@@ -17,8 +16,7 @@ cleaned as (
         cart_adds,
         orders,
         spend,
-        nullif(trim(regexp_replace(replace(customer_name, chr(160), ' '), '\s+', ' ', 'g')), '')
-            as customer_name,
+        nullif(trim(rh_collapse_spaces(customer_name)), '') as customer_name,
         nullif(lower(trim(email)), '') as email,
         age,
         nullif(trim(gender), '') as gender,

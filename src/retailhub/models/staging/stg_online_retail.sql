@@ -10,37 +10,12 @@ cleaned as (
     select
         trim(invoice_no) as invoice_no,
         upper(trim(stock_code)) as stock_code,
-        -- the regular expression only where there is whitespace to collapse (it is the most
-        -- expensive expression of the model; most descriptions are clean)
-        nullif(
-            trim(
-                case
-                    when strpos(description, '  ') > 0 or strpos(description, chr(160)) > 0
-                        or strpos(description, chr(9)) > 0 or strpos(description, chr(10)) > 0
-                        or strpos(description, chr(12)) > 0 or strpos(description, chr(13)) > 0
-                        then regexp_replace(replace(description, chr(160), ' '), '\s+', ' ', 'g')
-                    else description
-                end
-            ),
-            ''
-        ) as description,
+        nullif(trim(rh_collapse_spaces(description)), '') as description,
         quantity,
         invoice_at,
         cast(unit_price as decimal(18, 4)) as unit_price,
         -- the sources layer writes 17850; strip a float tail or leading zeros if one slips through
-        nullif(
-            case
-                when strpos(cast(customer_id as varchar), '.') > 0
-                    or trim(cast(customer_id as varchar)) like '0%'
-                    then regexp_replace(
-                        regexp_replace(trim(cast(customer_id as varchar)), '\.0+$', ''),
-                        '^0+([0-9])',
-                        '\1'
-                    )
-                else trim(cast(customer_id as varchar))
-            end,
-            ''
-        ) as customer_id,
+        nullif(rh_clean_id(cast(customer_id as varchar)), '') as customer_id,
         nullif(trim(country), '') as country_raw,
         _source,
         _source_file,

@@ -9,8 +9,7 @@ source as (
 cleaned as (
     select
         upper(trim(product_id)) as product_id,
-        nullif(trim(regexp_replace(replace(product_name, chr(160), ' '), '\s+', ' ', 'g')), '')
-            as product_name,
+        nullif(trim(rh_collapse_spaces(product_name)), '') as product_name,
         nullif(trim(category), '') as category,
         nullif(trim(sub_category), '') as sub_category,
         nullif(trim(brand), '') as brand,

@@ -14,8 +14,7 @@ cleaned as (
         ship_date,
         nullif(trim(ship_mode), '') as ship_mode,
         nullif(trim(customer_id), '') as customer_id,
-        nullif(trim(regexp_replace(replace(customer_name, chr(160), ' '), '\s+', ' ', 'g')), '')
-            as customer_name,
+        nullif(trim(rh_collapse_spaces(customer_name)), '') as customer_name,
         nullif(trim(segment), '') as segment,
         nullif(trim(country), '') as country_raw,
         nullif(trim(city), '') as city,
@@ -29,8 +28,7 @@ cleaned as (
         upper(trim(product_id)) as product_id,
         nullif(trim(category), '') as category,
         nullif(trim(sub_category), '') as sub_category,
-        nullif(trim(regexp_replace(replace(product_name, chr(160), ' '), '\s+', ' ', 'g')), '')
-            as product_name,
+        nullif(trim(rh_collapse_spaces(product_name)), '') as product_name,
         cast(sales as decimal(18, 4)) as net_amount,
         quantity,
         coalesce(discount, 0) as discount_rate,
