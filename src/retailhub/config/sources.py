@@ -71,11 +71,13 @@ class _SourceBase(BaseModel):
         return self.dataset or self.name
 
 
-class _FileSourceBase(_SourceBase):
+class FileSourceConfig(_SourceBase):
+    """What every file source is configured with: a path or glob relative to the project."""
+
     path: str = Field(min_length=1)
 
 
-class CsvSourceConfig(_FileSourceBase):
+class CsvSourceConfig(FileSourceConfig):
     """Delimited text files; every column is read as text and cast later by the layout."""
 
     type: Literal["csv"] = "csv"
@@ -99,13 +101,13 @@ class CsvSourceConfig(_FileSourceBase):
         return self
 
 
-class ParquetSourceConfig(_FileSourceBase):
+class ParquetSourceConfig(FileSourceConfig):
     """Parquet files, read row group by row group with their own types."""
 
     type: Literal["parquet"] = "parquet"
 
 
-class JsonSourceConfig(_FileSourceBase):
+class JsonSourceConfig(FileSourceConfig):
     """A JSON document holding a list of records, or newline-delimited JSON (one per line)."""
 
     type: Literal["json"] = "json"

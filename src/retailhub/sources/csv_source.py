@@ -21,12 +21,12 @@ import pyarrow.csv as pacsv
 
 from retailhub.config.sources import CsvSourceConfig
 from retailhub.errors import SourceError
-from retailhub.sources.base import InputUnit, SourceState
+from retailhub.sources.base import InputUnit
 from retailhub.sources.csv_diagnose import find_bad_record, find_decode_error
 from retailhub.sources.files import (
+    FileSource,
     VerifyingStream,
     check_unchanged,
-    discover_files,
     open_unit_file,
 )
 
@@ -37,23 +37,12 @@ _UTF8_NAMES = ("utf-8", "utf-8-sig")
 _ASCII_COMPATIBLE_PROBE = 'a,"\n'
 
 
-class CsvSource:
+class CsvSource(FileSource[CsvSourceConfig]):
     """Reads the files matched by ``path`` as text columns; see the module docstring."""
 
     def __init__(self, config: CsvSourceConfig, project_dir: Path) -> None:
-        self.config = config
-        self.project_dir = project_dir
+        super().__init__(config, project_dir)
         self._codec = codecs.lookup(config.encoding).name
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def discover(self, state: SourceState) -> list[InputUnit]:
-        return discover_files(self.config.path, self.project_dir, self.name, state)
-
-    def new_watermark(self) -> str | None:
-        return None
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         path = Path(unit.uri)

@@ -15,7 +15,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
+from retailhub.config.sources import FileSourceConfig
 from retailhub.errors import SourceError
 from retailhub.sources.base import InputUnit, SourceState
 
@@ -23,6 +25,31 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _HASH_THREADS = 4
+
+
+ConfigT = TypeVar("ConfigT", bound=FileSourceConfig)
+
+
+class FileSource(Generic[ConfigT]):
+    """The part of a reader that every file format shares: each matching file is one unit.
+
+    Subclasses read one format (``open``); discovery by checksum and the absence of a
+    watermark (a file is new or not, never partly new) are the same for all of them.
+    """
+
+    def __init__(self, config: ConfigT, project_dir: Path) -> None:
+        self.config = config
+        self.project_dir = project_dir
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def discover(self, state: SourceState) -> list[InputUnit]:
+        return discover_files(self.config.path, self.project_dir, self.name, state)
+
+    def new_watermark(self) -> str | None:
+        return None
 
 
 def resolve_glob(pattern: str, project_dir: Path, source: str) -> list[Path]:

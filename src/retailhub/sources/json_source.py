@@ -17,31 +17,17 @@ import pyarrow as pa
 
 from retailhub.config.sources import JsonSourceConfig
 from retailhub.errors import SourceError
-from retailhub.sources.base import InputUnit, SourceState
+from retailhub.sources.base import InputUnit
 from retailhub.sources.csv_diagnose import find_decode_error
-from retailhub.sources.files import VerifyingStream, check_unchanged, discover_files, open_unit_file
+from retailhub.sources.files import FileSource, VerifyingStream, check_unchanged, open_unit_file
 from retailhub.sources.records import TextBatcher
 
 BATCH_ROWS = 10_000
 _BOM = b"\xef\xbb\xbf"
 
 
-class JsonSource:
+class JsonSource(FileSource[JsonSourceConfig]):
     """Reads JSON/NDJSON files as text columns (see :mod:`retailhub.sources.records`)."""
-
-    def __init__(self, config: JsonSourceConfig, project_dir: Path) -> None:
-        self.config = config
-        self.project_dir = project_dir
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def discover(self, state: SourceState) -> list[InputUnit]:
-        return discover_files(self.config.path, self.project_dir, self.name, state)
-
-    def new_watermark(self) -> str | None:
-        return None
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         stream = VerifyingStream(open_unit_file(unit))

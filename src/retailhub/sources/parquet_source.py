@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from retailhub.config.sources import ParquetSourceConfig
 from retailhub.errors import SourceError
-from retailhub.sources.base import InputUnit, SourceState
-from retailhub.sources.files import discover_files, open_unit_file
+from retailhub.sources.base import InputUnit
+from retailhub.sources.files import FileSource, open_unit_file
 
 BATCH_ROWS = 65_536
 
 
-class ParquetSource:
+class ParquetSource(FileSource[ParquetSourceConfig]):
     """Reads the Parquet files matched by ``path``; columns keep their Parquet types."""
-
-    def __init__(self, config: ParquetSourceConfig, project_dir: Path) -> None:
-        self.config = config
-        self.project_dir = project_dir
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def discover(self, state: SourceState) -> list[InputUnit]:
-        return discover_files(self.config.path, self.project_dir, self.name, state)
-
-    def new_watermark(self) -> str | None:
-        return None
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         handle = open_unit_file(unit)
