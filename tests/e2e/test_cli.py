@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tests.e2e.helpers import table_fingerprints
+from tests.e2e.helpers import fetch, table_fingerprints
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +83,14 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
             "query", "-p", str(project), "-f", "json", "select run_id from meta.pipeline_runs"
         ).stdout
     )[0]["run_id"]
+    # The list shows each run id whole: it is what 'runs show' takes.
+    assert run_id in runs.stdout
     show = cli("runs", "show", run_id, "-p", str(project))
     assert show.returncode == 0, show.stderr
+    # The run record is printed one field per line, numbers grouped for reading.
+    sql = "select rows_in from meta.pipeline_runs where run_id = ?"
+    [(rows_in,)] = fetch(project, sql, [run_id])
+    assert re.search(rf"rows_in\s+│\s+{rows_in:,}\s", show.stdout), show.stdout
     assert "ingest:online_retail" in show.stdout
     assert "publish" in show.stdout
     unknown = cli("runs", "show", "nope", "-p", str(project))

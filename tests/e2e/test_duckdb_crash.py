@@ -36,11 +36,13 @@ def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_pa
     first = Project.load(project).run()
     assert first.exit_code == EXIT_OK, first.error
     before = table_fingerprints(project)
-    # A second run on the same files still rebuilds the star schema (into its staging tables):
+    # A full refresh on the same files rebuilds the star schema (into its staging tables):
     # that is where it gets killed.
-
     child = subprocess.Popen(
-        [sys.executable, "-m", "retailhub", "-v", "run", "--project", str(project)],
+        [
+            *(sys.executable, "-m", "retailhub", "-v", "run"),
+            *("--project", str(project), "--full-refresh"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,7 +72,10 @@ def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_pa
     runs = fetch(project, "select status from meta.pipeline_runs order by started_at")
     assert [s for (s,) in runs] == ["success", "running"]  # killed: never finished
 
+    # The next run has nothing new and keeps the published build; it still clears the
+    # killed run's leftovers.
     after = Project.load(project).run()
     assert after.exit_code == EXIT_OK, after.error
+    assert after.up_to_date_with == first.run_id
     assert staging_tables(project) == []
     assert table_fingerprints(project) == before  # same inputs: the same published tables

@@ -106,16 +106,51 @@ def test_every_injected_defect_is_found_and_counted(demo_project: Path) -> None:
 
 def test_rerun_on_same_inputs_is_a_no_op(demo_project: Path) -> None:
     project = Project.load(demo_project)
-    assert project.run().exit_code == EXIT_OK
-    before = table_fingerprints(demo_project)
+    first = project.run()
+    assert first.exit_code == EXIT_OK
+    assert first.up_to_date_with is None
+    before = table_fingerprints(demo_project, ("core", "marts", "raw", "quarantine"))
     second = project.run()
     assert second.exit_code == EXIT_OK
     assert all(d.input_rows == 0 for d in second.datasets)
-    assert table_fingerprints(demo_project) == before
+    assert table_fingerprints(demo_project, ("core", "marts", "raw", "quarantine")) == before
     files = fetch(
         demo_project, "select count(*), count(distinct checksum) from meta.ingested_files"
     )
     assert files[0][0] == files[0][1]
+    # Nothing new and nothing changed: the build is not repeated, nothing is published, and
+    # the summary names the run whose tables are current (also after another such run).
+    assert second.up_to_date_with == first.run_id
+    assert second.tables == {}
+    assert {s["task"]: s["rows_out"] for s in second.stages}["transform"] == 0
+    lineage = "select count(*) from meta.lineage where run_id = ?"
+    assert fetch(demo_project, lineage, [second.run_id]) == [(0,)]
+    assert fetch(demo_project, lineage, [first.run_id])[0][0] > 0
+    assert project.run().up_to_date_with == first.run_id
+
+
+def test_a_run_without_new_input_rebuilds_when_the_build_would_differ(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    assert project.run().up_to_date_with is not None
+    # A changed setting (here an environment override) may change what is built.
+    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "3")
+    changed = Project.load(demo_project).run()
+    assert changed.exit_code == EXIT_OK, changed.error
+    assert changed.up_to_date_with is None and set(changed.tables) >= STAR
+    # An explicit full refresh rebuilds.
+    refreshed = Project.load(demo_project).run(full_refresh=True)
+    assert refreshed.up_to_date_with is None and set(refreshed.tables) >= STAR
+    # A published table dropped by hand is rebuilt by the next run, not taken as current.
+    with Project.load(demo_project).open_warehouse() as wh:
+        wh.execute("drop table core.fct_customer_activity")
+    repaired = Project.load(demo_project).run()
+    assert repaired.exit_code == EXIT_OK, repaired.error
+    assert repaired.up_to_date_with is None
+    assert fetch(demo_project, "select count(*) from core.fct_customer_activity")[0][0] > 0
+    assert Project.load(demo_project).run().up_to_date_with == repaired.run_id
 
 
 def test_new_file_adds_only_its_rows(demo_project: Path) -> None:

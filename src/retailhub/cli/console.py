@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -151,6 +152,12 @@ def render_report(report: RunReport) -> None:
         for name, rows in sorted(report.tables.items()):
             t.add_row(name, f"{rows:,}")
         out.print(t)
+    if report.up_to_date_with:
+        out.print(
+            f"Warehouse up to date: no new input and no change to the configuration or models "
+            f"since run {report.up_to_date_with}, so nothing was rebuilt "
+            "(retailhub run --full-refresh rebuilds anyway)."
+        )
     if report.stages:
         t = Table(title="Stages", title_justify="left")
         for col in ("task", "status", "seconds", "rows out"):
@@ -177,16 +184,60 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def render_rows(rows: list[dict[str, Any]], title: str | None = None) -> None:
+def render_rows(
+    rows: list[dict[str, Any]], title: str | None = None, *, readable: bool = False
+) -> None:
+    """A table of ``rows``. ``readable`` rounds numbers and times for people (ledger views);
+    without it every value is printed exactly as the warehouse returned it (``query``)."""
     if not rows:
         out.print("(none)")
         return
     t = Table(title=title, title_justify="left")
     for col in rows[0]:
-        t.add_column(str(col))
+        numeric = readable and any(_is_number(r[col]) for r in rows)
+        # Identifiers are what a reader copies into the next command: never cut them.
+        ident = str(col).endswith("_id")
+        t.add_column(
+            str(col),
+            justify="right" if numeric else "left",
+            no_wrap=ident,
+            min_width=max((len(_exact(r[col])) for r in rows), default=0) if ident else None,
+        )
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r.values()])
+        t.add_row(*[_readable(v, k) if readable else _exact(v) for k, v in r.items()])
     out.print(t)
+
+
+def render_record(record: dict[str, Any], title: str | None = None) -> None:
+    """One record as ``field  value`` lines (a row with many columns does not fit across)."""
+    t = Table(title=title, title_justify="left", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for key, value in record.items():
+        t.add_row(str(key), _readable(value, key))
+    out.print(t)
+
+
+def _exact(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _readable(value: Any, column: str = "") -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, bool) or value is None:
+        return _exact(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if column == "seconds":
+            return f"{value:,.2f}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
 
 
 def render_query(result: QueryResult, fmt: str) -> None:

@@ -238,7 +238,8 @@ def runs(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    render_rows(Project.load(project, warehouse_url=warehouse).runs(limit), title="Runs")
+    rows = Project.load(project, warehouse_url=warehouse).runs(limit)
+    render_rows(rows, title="Runs", readable=True)
 
 
 @runs_app.command("show")
@@ -250,7 +251,7 @@ def runs_show(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Show one run: its tasks with timings and rows, dataset accounting, quality results."""
-    from retailhub.cli.console import render_rows
+    from retailhub.cli.console import render_record, render_rows
     from retailhub.pipeline.project import Project
 
     parent = ctx.obj or {}
@@ -258,10 +259,10 @@ def runs_show(
         project or parent.get("project"), warehouse_url=warehouse or parent.get("warehouse")
     )
     detail = proj.run_detail(run_id)
-    render_rows([detail["run"]], title=f"Run {run_id}")
-    render_rows(detail["tasks"], title="Tasks")
-    render_rows(detail["datasets"], title="Datasets")
-    render_rows(detail["quality"], title="Quality results")
+    render_record(detail["run"], title=f"Run {run_id}")
+    render_rows(detail["tasks"], title="Tasks", readable=True)
+    render_rows(detail["datasets"], title="Datasets", readable=True)
+    render_rows(detail["quality"], title="Quality results", readable=True)
 
 
 @app.command()

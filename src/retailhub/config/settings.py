@@ -8,6 +8,7 @@ typo fails loudly with the key named instead of being ignored.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -111,3 +112,9 @@ class ProjectSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file: operators override a deployed project without editing it.
         return (env_settings, init_settings)
+
+    def fingerprint(self) -> str:
+        """A short digest of the effective settings (the ledger's ``config_hash``; a change
+        makes the next run rebuild even without new input). Secrets are left out."""
+        text = self.model_dump_json(exclude={"warehouse": {"password"}})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

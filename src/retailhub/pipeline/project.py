@@ -6,7 +6,6 @@ the plan, clean up — so no entry point ever composes layers itself.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import shutil
@@ -180,8 +179,7 @@ class Project:
         return plan, {}
 
     def config_hash(self) -> str:
-        text = self.settings.model_dump_json(exclude={"warehouse": {"password"}})
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self.settings.fingerprint()
 
     # -- ledger and warehouse reads ----------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:

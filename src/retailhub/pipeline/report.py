@@ -9,6 +9,7 @@ from retailhub.errors import EXIT_OK, EXIT_RUNTIME
 from retailhub.pipeline.context import RunContext
 from retailhub.pipeline.plan import PUBLISH, VALIDATE
 from retailhub.pipeline.runner import RunOutcome
+from retailhub.pipeline.up_to_date import up_to_date_with
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RunReport:
     stages: list[dict[str, Any]] = field(default_factory=list)
     insights: list[dict[str, Any]] = field(default_factory=list)
     resumable: bool = False
+    # The run whose published build is still current (no new input, no change): nothing rebuilt.
+    up_to_date_with: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,6 +72,7 @@ def build_report(ctx: RunContext, outcome: RunOutcome, command: str, seconds: fl
             )
             report.quality.extend(results)
     report.tables = dict(ctx.payload(PUBLISH).get("tables", {}))
+    report.up_to_date_with = up_to_date_with(ctx)
     report.insights = list(ctx.payload("analytics").get("insights", []))
     for t in outcome.tasks:
         report.stages.append(
