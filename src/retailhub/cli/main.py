@@ -185,11 +185,23 @@ def run(
         bool,
         typer.Option(
             "--full-refresh",
-            help="Replace every published table instead of appending only new fact rows.",
+            help="Rebuild even when nothing is new, and replace every published table "
+            "instead of appending only new fact rows.",
         ),
     ] = False,
 ) -> None:
-    """Run the pipeline: ingest → validate → transform → publish, then print a summary."""
+    """Run the pipeline: ingest → validate → transform → analytics → publish, then print a
+    summary.
+
+    Only input files not ingested before are read. A run that finds nothing new, with the
+    same configuration, code and models as the last build, leaves the warehouse as it is.
+
+    Exit codes: 0 success, 1 quality gate failed (nothing published), 2 usage or
+    configuration error, 3 runtime failure (source unreadable, warehouse unavailable).
+
+    Examples: retailhub run -p shop · retailhub run -w postgresql://loader@db:5432/retail ·
+    retailhub run --resume 20261126T120222-51f31a
+    """
     _run(project, warehouse, profile, resume=resume, publish=True, full_refresh=full_refresh)
 
 

@@ -34,6 +34,11 @@ class WarehouseConfig(StrictModel):
     )
     schema_prefix: str = ""
     connect_timeout_s: float = 10.0
+    history_cache: bool = Field(
+        default=True,
+        description="PostgreSQL: keep a local copy of the raw history (under runner.work_dir/"
+        "history) and fetch only the runs it lacks, instead of streaming all of it every run.",
+    )
 
 
 class RunnerConfig(StrictModel):

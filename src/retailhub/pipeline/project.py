@@ -69,6 +69,7 @@ class Project:
             read_only=read_only,
             memory_limit=runner.memory_limit,
             threads=runner.threads,
+            history_dir=self.loaded.resolve(runner.work_dir) / "history",
         )
 
     def work_db(self, run_id: str) -> Path:

@@ -56,6 +56,7 @@ def open_warehouse(
     read_only: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
+    history_dir: Path | None = None,
 ) -> Warehouse:
     """Open the adapter for ``cfg.url``; raises WarehouseUnavailable if it cannot be reached."""
     engine = engine_of(cfg.url)
@@ -79,7 +80,12 @@ def open_warehouse(
             key="warehouse.url",
         ) from None
     return PostgresWarehouse(
-        cfg, work_db=work_db, read_only=read_only, memory_limit=memory_limit, threads=threads
+        cfg,
+        work_db=work_db,
+        read_only=read_only,
+        memory_limit=memory_limit,
+        threads=threads,
+        history_dir=history_dir if cfg.history_cache else None,
     )
 
 

@@ -33,6 +33,7 @@ from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryR
 from retailhub.warehouse.keys import TableKeys
 from retailhub.warehouse.ledger_schema import LEDGER_TABLES
 from retailhub.warehouse.pg_conn import PgTarget
+from retailhub.warehouse.pg_history import RUN_COLUMN, HistoryMirror, mirror_path
 from retailhub.warehouse.pg_types import duck_select, qualified, quote_ident, read_select
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class PostgresWarehouse(Warehouse):
         load_workers: int = 2,
         lock_wait_s: float = 0.0,
         label: str | None = None,
+        history_dir: Path | None = None,
     ) -> None:
         if target is None:
             if cfg is None:
@@ -80,6 +82,12 @@ class PostgresWarehouse(Warehouse):
             target = PgTarget.from_config(cfg)
         self.target = target
         self.read_only = read_only
+        # Where the raw history is mirrored between runs (None: streamed back every run).
+        self.history_mirror = (
+            HistoryMirror(mirror_path(history_dir, target.host, target.port, target.dbname))
+            if history_dir is not None and not read_only
+            else None
+        )
         self.load_workers = load_workers
         self.label = label or (work_db.stem if work_db is not None else None)
         self._work_db = work_db
@@ -254,12 +262,18 @@ class PostgresWarehouse(Warehouse):
 
     # -- history ---------------------------------------------------------------------------------
     def history_relation(self, table: str) -> str | None:
-        """Stream ``table`` into ``work.hist`` (once per publish) and name the copy."""
+        """A compute-side copy of ``table`` (once per publish): the local mirror, brought up
+        to date run by run, for raw history partitioned by run; else a stream of all of it
+        into ``work.hist``."""
         if table in self._history:
             return self._history[table]
         columns = self.columns(table)
         if not columns:
             return None
+        if self.history_mirror is not None and RUN_COLUMN in {name for name, _ in columns}:
+            rel = self._mirrored(table, columns)
+            self._history[table] = rel
+            return rel
         rel = f"{WORK}.{HIST_SCHEMA}.{quote_ident(table.replace('.', '__'))}"
         con = self.compute
         con.execute(f"create schema if not exists {WORK}.{HIST_SCHEMA}")
@@ -284,6 +298,38 @@ class PostgresWarehouse(Warehouse):
         log.debug("copied %s into %s in %.2fs", table, rel, time.perf_counter() - started)
         self._history[table] = rel
         return rel
+
+    def _mirrored(self, table: str, columns: list[tuple[str, str]]) -> str:
+        assert self.history_mirror is not None
+        run = quote_ident(RUN_COLUMN)
+        try:
+            counts = dict(
+                self._conn.execute(
+                    f"select {run}, count(*) from {qualified(table)} group by 1"
+                ).fetchall()
+            )
+        except Exception as exc:
+            raise self._error(f"cannot count the runs of {table} in the warehouse", exc) from None
+
+        cursors: list[Any] = []
+
+        def fetch(runs: list[str]) -> Any:
+            cursors.append(cur := self._adbc_conn().cursor())
+            wanted = ", ".join("'" + r.replace("'", "''") + "'" for r in runs)
+            cur.execute(
+                f"select {read_select(columns)} from {qualified(table)} where {run} in ({wanted})"
+            )
+            return cur.fetch_record_batch()
+
+        try:
+            return self.history_mirror.relation(self.compute, table, columns, counts, fetch)
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            raise self._error(f"cannot read {table} from the warehouse", exc) from None
+        finally:
+            for cur in cursors:
+                cur.close()
 
     def _adbc_conn(self) -> Any:
         if self._adbc is None:
