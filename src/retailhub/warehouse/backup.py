@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import UsageError, WarehouseError
 from retailhub.warehouse import audit
-from retailhub.warehouse.base import SCHEMAS, Warehouse
+from retailhub.warehouse.base import SCHEMAS, Warehouse, is_staging_table
 from retailhub.warehouse.factory import duckdb_path, engine_of
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ def table_counts(wh: Warehouse, schemas: tuple[str, ...] = SCHEMAS) -> dict[str,
         )
     counts = {}
     for (table,) in listing.rows:
+        if is_staging_table(table):
+            continue  # a failed run's unpublished build (kept for --resume), not content
         schema, name = table.split(".", 1)
         res = wh.query(f'select count(*) from "{schema}"."{name}"')
         counts[table] = int(res.rows[0][0])
@@ -360,6 +363,7 @@ def _backup_duckdb(cfg: WarehouseConfig, root: Path, out: Path) -> dict[str, int
                 wh.connection.execute(f"export database '{escaped}' (format parquet)")
             except duckdb.Error as exc:
                 raise WarehouseError(f"export of {path} failed: {exc}") from None
+            _drop_staging_tables(export)
             partial = out.with_name(out.name + ".partial")
             with tarfile.open(partial, "w") as tar:
                 for f in sorted(export.iterdir()):
@@ -368,6 +372,31 @@ def _backup_duckdb(cfg: WarehouseConfig, root: Path, out: Path) -> dict[str, int
         return tables
     finally:
         wh.close()
+
+
+_EXPORTED_TABLE = re.compile(r"(?:CREATE TABLE|COPY)\s+([^\s(]+)", re.IGNORECASE)
+_EXPORTED_FILE = re.compile(r"FROM '([^']+)'", re.IGNORECASE)
+
+
+def _drop_staging_tables(export: Path) -> None:
+    """Take a failed run's staging tables out of an ``EXPORT DATABASE`` folder.
+
+    They stay in the warehouse file, unpublished, for ``--resume`` (and the next publish
+    removes them); a backup is of the published state only. EXPORT DATABASE has no table
+    filter, so their statements and Parquet files are removed from its output.
+    """
+    for script in ("schema.sql", "load.sql"):
+        path = export / script
+        kept = []
+        for statement in path.read_text(encoding="utf-8").split(";\n"):
+            table = _EXPORTED_TABLE.match(statement.strip())
+            if table and is_staging_table(table.group(1)):
+                data = _EXPORTED_FILE.search(statement)
+                if data:
+                    (export / Path(data.group(1)).name).unlink(missing_ok=True)
+                continue
+            kept.append(statement)
+        path.write_text(";\n".join(kept), encoding="utf-8")
 
 
 def _restore_duckdb(cfg: WarehouseConfig, root: Path, path: Path, tables: dict[str, int]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from retailhub.config.settings import WarehouseConfig
 from retailhub.errors import UsageError
 from retailhub.warehouse import audit
 from retailhub.warehouse.backup import backup, restore, table_counts
-from retailhub.warehouse.base import PublishBatch, Warehouse
+from retailhub.warehouse.base import PublishBatch, Warehouse, is_staging_table
 
 pytestmark = [pytest.mark.integration]
 
@@ -154,5 +155,36 @@ def test_restore_refuses_a_damaged_backup(setup: dict[str, Any], tmp_path: Path)
     wh = opener(label="check", read_only=True)
     try:
         assert fingerprints(wh) == after
+    finally:
+        wh.close()
+
+
+def test_duckdb_backup_leaves_out_a_failed_runs_staging_tables(tmp_path: Path) -> None:
+    """A failed run's unpublished build stays in the DuckDB file for --resume; a backup is of
+    the published state only, and restoring it brings back no staging table."""
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    cfg = WarehouseConfig(url=f"duckdb:///{path}")
+    wh = open_duckdb(path, tmp_path, label="populate")
+    populate(wh, "run-1", 300)
+    staged = wh.staging_table("core.fct", "run-failed")
+    assert staged is not None and is_staging_table(staged)
+    wh.execute(f"create table {staged} as select range as id from range(50)")
+    published = fingerprints(wh)
+    wh.close()
+
+    out = tmp_path / "wh.backup"
+    result = backup(cfg, tmp_path, out)
+    assert not [t for t in result.tables if is_staging_table(t)]
+    assert result.tables["core.fct"] == 300
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if "stage" in n], names
+    assert any(n.endswith(".parquet") and "fct" in n for n in names), names
+
+    restore(cfg, tmp_path, out)
+    wh = open_duckdb(path, tmp_path, read_only=True)
+    try:
+        assert fingerprints(wh) == published
+        assert not wh.table_exists(staged)
     finally:
         wh.close()
