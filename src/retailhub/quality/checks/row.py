@@ -217,18 +217,15 @@ def range_check(
     if high is not None:
         tests.append(f"{col} > {literal(high)}")
         explain.append(f"WHEN {col} > {literal(high)} THEN {literal(f' above max {high}')}")
-    return RowCheck(
-        info=info,
-        index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND ({' OR '.join(tests)})"),
-        reason=(
-            f"{_prefix(info)} || {assignments([column], schema)} || "
-            f"CASE {' '.join(explain)} ELSE '' END"
-        ),
-        where=where,
+    return _column_check(
+        info,
+        index,
+        column,
+        failing=f"({' OR '.join(tests)})",
+        reason_tail=f"CASE {' '.join(explain)} ELSE '' END",
         what="fall outside the range",
-        sample_columns=[column],
-        user_sql=_where_sql(where),
+        where=where,
+        schema=schema,
     )
 
 
@@ -240,17 +237,16 @@ def accepted_values_check(
     where: str | None,
     schema: Mapping[str, str],
 ) -> RowCheck:
-    col = ident(column)
     accepted = ", ".join(literal(v) for v in values)
-    return RowCheck(
-        info=info,
-        index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND {col} NOT IN ({accepted})"),
-        reason=f"{_prefix(info)} || {assignments([column], schema)} || ' is not accepted'",
-        where=where,
+    return _column_check(
+        info,
+        index,
+        column,
+        failing=f"{ident(column)} NOT IN ({accepted})",
+        reason_tail="' is not accepted'",
         what="hold a value that is not accepted",
-        sample_columns=[column],
-        user_sql=_where_sql(where),
+        where=where,
+        schema=schema,
     )
 
 
@@ -263,15 +259,38 @@ def regex_check(
     schema: Mapping[str, str],
 ) -> RowCheck:
     """``regexp_matches`` (RE2, searches anywhere): anchor the pattern to match whole values."""
-    col = ident(column)
-    test = f"NOT regexp_matches(cast({col} AS varchar), {literal(pattern)})"
+    return _column_check(
+        info,
+        index,
+        column,
+        failing=f"NOT regexp_matches(cast({ident(column)} AS varchar), {literal(pattern)})",
+        reason_tail="' does not match'",
+        what="do not match the pattern",
+        where=where,
+        schema=schema,
+    )
+
+
+def _column_check(
+    info: RuleInfo,
+    index: int,
+    column: str,
+    *,
+    failing: str,
+    reason_tail: str,
+    what: str,
+    where: str | None,
+    schema: Mapping[str, str],
+) -> RowCheck:
+    """A rule on one column's values: a non-NULL value for which ``failing`` holds fails the
+    row (NULLs are completeness's business), and the reason is the value + ``reason_tail``."""
     return RowCheck(
         info=info,
         index=index,
-        fails=_guarded(f"{col} IS NOT NULL AND {test}"),
-        reason=f"{_prefix(info)} || {assignments([column], schema)} || ' does not match'",
+        fails=_guarded(f"{ident(column)} IS NOT NULL AND {failing}"),
+        reason=f"{_prefix(info)} || {assignments([column], schema)} || {reason_tail}",
         where=where,
-        what="do not match the pattern",
+        what=what,
         sample_columns=[column],
         user_sql=_where_sql(where),
     )
