@@ -13,9 +13,9 @@ partition never changes once attached, so a local DuckDB copy only needs what it
 * a table whose columns changed is fetched again whole.
 
 The file lives in ``<runner.work_dir>/history/<warehouse digest>.duckdb``. Deleting it is
-always safe (the next run fetches everything); ``warehouse.history_cache: false`` turns the
-mirror off. Only the run holding the warehouse's writer lock reads history, so one process at
-a time uses a mirror.
+always safe (the next run fetches everything), and a file DuckDB cannot open is replaced;
+``warehouse.history_cache: false`` turns the mirror off. Only the run holding the
+warehouse's writer lock reads history, so one process at a time uses a mirror.
 """
 
 from __future__ import annotations
@@ -110,7 +110,16 @@ class HistoryMirror:
         if self._attached is con:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"attach '{str(self.path).replace(chr(39), chr(39) * 2)}' as {ALIAS}")
+        attach = f"attach '{str(self.path).replace(chr(39), chr(39) * 2)}' as {ALIAS}"
+        try:
+            con.execute(attach)
+        except duckdb.Error as exc:
+            # Only a cache: a file this DuckDB cannot open (damaged, or written by a newer
+            # version) is replaced, and the history fetched again.
+            log.warning("history mirror %s unusable (%s); starting a new one", self.path, exc)
+            for stale in (self.path, self.path.with_name(self.path.name + ".wal")):
+                stale.unlink(missing_ok=True)
+            con.execute(attach)
         con.execute(
             f"create table if not exists {_CATALOG} (table_name varchar primary key, "
             "columns varchar not null)"

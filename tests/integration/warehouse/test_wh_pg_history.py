@@ -91,6 +91,14 @@ def test_mirror_fetches_only_missing_runs_and_repairs_itself(
         [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
         assert (refresh.kept_runs, refresh.fetched_runs, refresh.dropped_runs) == (2, 0, 0)
 
+    # A mirror file DuckDB cannot open is replaced and filled again, not a failed run.
+    path.write_bytes(b"not a duckdb file" * 100)
+    with project.open_warehouse(work_db=tmp_path / "work.duckdb") as wh:
+        wh.history_relation(RAW)
+        [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
+        assert (refresh.kept_runs, refresh.fetched_runs) == (0, 2)
+    assert mirror_runs(path) == warehouse_runs(pg_db)
+
 
 def test_mirror_can_be_switched_off(
     demo_project: Path, pg_db: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
