@@ -58,6 +58,10 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     for heading in ("Datasets", "Quality scorecard", "Tables published", "Stages"):
         assert heading in run.stdout
+    # Nothing new: the summary says the warehouse is current and publishes no table.
+    rerun = cli("run", "--project", str(project))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "Warehouse up to date" in rerun.stdout and "Tables published" not in rerun.stdout
     as_json = cli(
         "query",
         "-p",

@@ -156,7 +156,8 @@ def render_report(report: RunReport) -> None:
         out.print(
             f"Warehouse up to date: no new input and no change to the configuration or models "
             f"since run {report.up_to_date_with}, so nothing was rebuilt "
-            "(retailhub run --full-refresh rebuilds anyway)."
+            "(retailhub run --full-refresh rebuilds anyway; retailhub insights lists the "
+            "current findings)."
         )
     if report.stages:
         t = Table(title="Stages", title_justify="left")
