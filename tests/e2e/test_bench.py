@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from retailhub.errors import UsageError
 from retailhub.pipeline.bench import run_benchmark
 
 pytestmark = pytest.mark.e2e
@@ -31,3 +32,21 @@ def test_bench_reports_every_stage_with_wall_cpu_and_memory_of_the_pipeline(tmp_
     expected = summary["pipeline_s"] - stages["analytics"]["seconds"]
     assert abs(summary["without_analytics_s"] - expected) <= 0.11
     assert (tmp_path / "bench" / "warehouse").is_dir()
+
+
+def test_bench_in_a_reused_workdir_still_measures_a_first_run(tmp_path) -> None:
+    first = run_benchmark(rows=1000, workdir=tmp_path / "bench", keep=True)
+    again = run_benchmark(rows=1000, workdir=tmp_path / "bench", keep=True)
+    for result in (first, again):
+        stages = {s["task"]: s for s in result["stages"]}
+        assert result["summary"]["exit_code"] == 0
+        assert 1000 <= stages["ingest:online_retail"]["rows"] < 1100
+        assert stages["transform"]["rows"] > 0
+
+
+def test_bench_refuses_a_warehouse_that_already_holds_runs(tmp_path, pg_db) -> None:
+    result = run_benchmark(rows=1000, workdir=tmp_path / "bench", warehouse_url=pg_db.url)
+    assert result["summary"]["exit_code"] == 0
+    assert result["summary"]["warehouse"].startswith("postgresql://")
+    with pytest.raises(UsageError, match="already holds runs"):
+        run_benchmark(rows=1000, workdir=tmp_path / "bench", warehouse_url=pg_db.url)

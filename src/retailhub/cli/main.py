@@ -319,7 +319,11 @@ def bench(
         int, typer.Option(min=1000, help="Transaction rows to generate and process.")
     ] = 1_000_000,
     workdir: Annotated[
-        Path | None, typer.Option(help="Scratch folder (default: a temp folder).")
+        Path | None,
+        typer.Option(
+            help="Scratch folder (default: a temp folder); its data/, warehouse/ and "
+            ".retailhub/ are replaced, so every bench measures a first run."
+        ),
     ] = None,
     warehouse: WarehouseOpt = None,
     keep: Annotated[bool, typer.Option(help="Keep the generated data and warehouse.")] = False,

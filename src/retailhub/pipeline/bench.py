@@ -9,6 +9,11 @@ than that shows in CPU seconds first.
 
 The analytics stage is also reported on its own, and the run without it: the two have
 separate budgets (the spine, ingest to publish, and what the analytics marts add on top).
+
+What is measured is always a first run into an empty warehouse: a reused ``--workdir`` gets
+its generated data, warehouse and scratch folders replaced (a second run on the same files
+would find nothing new and build nothing), and a ``--warehouse`` that already holds runs is
+refused.
 """
 
 from __future__ import annotations
@@ -65,6 +70,22 @@ def _measure(cmd: list[str], cwd: Path) -> tuple[float, float, int, int]:
     return seconds, _children_cpu_seconds() - cpu0, peak, proc.returncode
 
 
+def _require_empty(project: Any) -> None:
+    """A benchmark of a first run needs a warehouse without earlier runs."""
+    from retailhub.errors import RetailhubError, UsageError
+
+    try:
+        runs = project.runs(1)
+    except RetailhubError:
+        return  # no ledger yet: an empty warehouse
+    if runs:
+        raise UsageError(
+            f"bench measures a first run, but warehouse {project.settings.warehouse.url} "
+            f"already holds runs (the latest {runs[0]['run_id']}): point --warehouse at an "
+            "empty database"
+        )
+
+
 def run_benchmark(
     *,
     rows: int,
@@ -79,7 +100,11 @@ def run_benchmark(
     base = Path(workdir or tempfile.mkdtemp(prefix="retailhub-bench-")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     try:
+        for previous in ("data", "warehouse", ".retailhub"):
+            shutil.rmtree(base / previous, ignore_errors=True)
         scaffold(base, force=True)
+        if warehouse_url:
+            _require_empty(Project.load(base, warehouse_url=warehouse_url))
         exe = [sys.executable, "-m", "retailhub.cli.main"]
         gen_s, _, gen_peak, _ = _measure(
             [
