@@ -50,3 +50,12 @@ def test_bench_refuses_a_warehouse_that_already_holds_runs(tmp_path, pg_db) -> N
     assert result["summary"]["warehouse"].startswith("postgresql://")
     with pytest.raises(UsageError, match="already holds runs"):
         run_benchmark(rows=1000, workdir=tmp_path / "bench", warehouse_url=pg_db.url)
+
+
+def test_bench_will_not_clear_a_folder_it_did_not_make(tmp_path) -> None:
+    project = tmp_path / "shop"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "mine.csv").write_text("a\n1\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="not made by 'retailhub bench'"):
+        run_benchmark(rows=1000, workdir=project)
+    assert (project / "data" / "mine.csv").is_file()

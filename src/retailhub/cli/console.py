@@ -152,7 +152,7 @@ def render_report(report: RunReport) -> None:
         for name, rows in sorted(report.tables.items()):
             t.add_row(name, f"{rows:,}")
         out.print(t)
-    if report.up_to_date_with:
+    if report.up_to_date_with and report.ok:
         out.print(
             f"Warehouse up to date: no new input and no change to the configuration or models "
             f"since run {report.up_to_date_with}, so nothing was rebuilt "

@@ -10,9 +10,10 @@ than that shows in CPU seconds first.
 The analytics stage is also reported on its own, and the run without it: the two have
 separate budgets (the spine, ingest to publish, and what the analytics marts add on top).
 
-What is measured is always a first run into an empty warehouse: a reused ``--workdir`` gets
-its generated data, warehouse and scratch folders replaced (a second run on the same files
-would find nothing new and build nothing), and a ``--warehouse`` that already holds runs is
+What is measured is always a first run into an empty warehouse: a reused ``--workdir`` (one
+bench made, marked by a ``.retailhub-bench`` file) gets its generated data, warehouse and
+scratch folders replaced — a second run on the same files would find nothing new and build
+nothing — and a warehouse (``--warehouse`` or the environment's) that already holds runs is
 refused.
 """
 
@@ -70,6 +71,20 @@ def _measure(cmd: list[str], cwd: Path) -> tuple[float, float, int, int]:
     return seconds, _children_cpu_seconds() - cpu0, peak, proc.returncode
 
 
+BENCH_MARKER = ".retailhub-bench"
+
+
+def _require_bench_folder(base: Path) -> None:
+    """Only a folder bench made (or an empty one) has its data and warehouse replaced."""
+    from retailhub.errors import UsageError
+
+    if base.is_dir() and any(base.iterdir()) and not (base / BENCH_MARKER).is_file():
+        raise UsageError(
+            f"--workdir {base} is not empty and was not made by 'retailhub bench', which "
+            "replaces a workdir's data/, warehouse/ and .retailhub/: choose an empty folder"
+        )
+
+
 def _require_empty(project: Any) -> None:
     """A benchmark of a first run needs a warehouse without earlier runs."""
     from retailhub.errors import RetailhubError, UsageError
@@ -98,13 +113,14 @@ def run_benchmark(
     from retailhub.pipeline.project import Project
 
     base = Path(workdir or tempfile.mkdtemp(prefix="retailhub-bench-")).resolve()
+    _require_bench_folder(base)
     base.mkdir(parents=True, exist_ok=True)
     try:
         for previous in ("data", "warehouse", ".retailhub"):
             shutil.rmtree(base / previous, ignore_errors=True)
         scaffold(base, force=True)
-        if warehouse_url:
-            _require_empty(Project.load(base, warehouse_url=warehouse_url))
+        (base / BENCH_MARKER).write_text("created by retailhub bench\n", encoding="utf-8")
+        _require_empty(Project.load(base, warehouse_url=warehouse_url))
         exe = [sys.executable, "-m", "retailhub.cli.main"]
         gen_s, _, gen_peak, _ = _measure(
             [

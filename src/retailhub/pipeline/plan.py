@@ -38,6 +38,8 @@ class Plan:
     tasks: tuple[Task, ...]
     publishes: bool = True
     meta: dict[str, str] = field(default_factory=dict)
+    # A run option that a resume must keep: the run rebuilds and replaces everything.
+    full_refresh: bool = False
 
     def task(self, name: str) -> Task:
         for t in self.tasks:
@@ -56,13 +58,23 @@ class Plan:
         return out
 
     def to_json(self) -> str:
-        return json.dumps({"publishes": self.publishes, "tasks": [asdict(t) for t in self.tasks]})
+        return json.dumps(
+            {
+                "publishes": self.publishes,
+                "full_refresh": self.full_refresh,
+                "tasks": [asdict(t) for t in self.tasks],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
         tasks = tuple(Task(**{**t, "depends_on": tuple(t["depends_on"])}) for t in data["tasks"])
-        return cls(tasks=tasks, publishes=data.get("publishes", True))
+        return cls(
+            tasks=tasks,
+            publishes=data.get("publishes", True),
+            full_refresh=bool(data.get("full_refresh", False)),
+        )
 
 
 def datasets_of(settings: ProjectSettings) -> dict[str, list[str]]:
@@ -88,7 +100,11 @@ def referenced_datasets(settings: ProjectSettings, dataset: str) -> set[str]:
 
 
 def build_plan(
-    settings: ProjectSettings, *, publish: bool = True, analytics: bool | None = None
+    settings: ProjectSettings,
+    *,
+    publish: bool = True,
+    analytics: bool | None = None,
+    full_refresh: bool = False,
 ) -> Plan:
     """Plan: health → ingest per source → validate per dataset → gate → transform → publish."""
     retries = settings.runner.retries
@@ -123,7 +139,7 @@ def build_plan(
             tasks.append(Task(ANALYTICS, ANALYTICS, None, (TRANSFORM,)))
             last = ANALYTICS
         tasks.append(Task(PUBLISH, PUBLISH, None, (last,), retries))
-    return Plan(tasks=tuple(_ordered(tasks)), publishes=publish)
+    return Plan(tasks=tuple(_ordered(tasks)), publishes=publish, full_refresh=full_refresh)
 
 
 def _ordered(tasks: list[Task]) -> list[Task]:

@@ -103,14 +103,17 @@ class Project:
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
-            plan, done = self._prepare(ledger, run_id, resume, publish, command, warehouse)
+            plan, done = self._prepare(
+                ledger, run_id, resume, publish, command, warehouse, full_refresh=full_refresh
+            )
             ctx = RunContext(
                 project=self.loaded,
                 warehouse=warehouse,
                 run_id=run_id,
                 progress=progress or ProgressSink(),
                 publish_hook=publish_hook,
-                full_refresh=full_refresh,
+                # A resumed run keeps the --full-refresh it was started with.
+                full_refresh=full_refresh or plan.full_refresh,
                 publishes=publish,
             )
             runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
@@ -146,6 +149,8 @@ class Project:
         publish: bool,
         command: str,
         warehouse: Warehouse,
+        *,
+        full_refresh: bool = False,
     ) -> tuple[Plan, dict]:
         if resume:
             row = ledger.get_run(resume)
@@ -167,7 +172,7 @@ class Project:
             return Plan.from_json(row["plan_json"]), outputs_from_ledger(
                 ledger.succeeded_tasks(resume)
             )
-        plan = build_plan(self.settings, publish=publish)
+        plan = build_plan(self.settings, publish=publish, full_refresh=full_refresh)
         ledger.start_run(
             run_id,
             project=self.settings.project,

@@ -88,7 +88,7 @@ def pseudonymise_batch(
         if not personal:
             continue
         if key is None:
-            if _has_analyst_role(warehouse):
+            if has_analyst_role(warehouse):
                 raise ConfigError(
                     f"{target} has personal columns ({', '.join(personal)}) and this warehouse "
                     f"has an analyst role: set {pseudonymise.KEY_ENV} so they are published "
@@ -107,7 +107,8 @@ def pseudonymise_batch(
     return touched
 
 
-def _has_analyst_role(warehouse: Warehouse) -> bool:
+def has_analyst_role(warehouse: Warehouse) -> bool:
+    """Whether ``warehouse init`` created an analyst role (personal data must be hashed)."""
     if not warehouse.table_exists(ROLES_TABLE):
         return False
     res = warehouse.query(f"select count(*) from {ROLES_TABLE} where purpose = 'analyst'")

@@ -9,8 +9,11 @@ of these hold:
 * no dataset received an input row in this run (nothing accepted, nothing quarantined);
 * the last successful build used the same **build fingerprint**: the configuration after
   profiles and environment overrides, the retailhub code (every module, model and sidecar of
-  the installed package) and the project's own ``models/`` folder;
-* every ``core`` table that the models publish is still in the warehouse;
+  the installed package), the project's own ``models/`` folder, and what decides how personal
+  data is published (a digest of ``RETAILHUB_PSEUDONYM_KEY``, whether the warehouse has an
+  analyst role);
+* every ``core`` and ``marts`` table that build published (its lineage), and the SCD2
+  history tables, are still in the warehouse;
 * the run is not a ``--full-refresh`` (the way to force a rebuild).
 
 Anything else rebuilds, as before. The tasks still run and are recorded; their output names
@@ -20,6 +23,7 @@ the run whose build is current, which the summary prints.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -27,8 +31,11 @@ from pathlib import Path
 
 import retailhub
 from retailhub.models.graph import Model
+from retailhub.pipeline import publish_policy
 from retailhub.pipeline.context import PUBLISHED_SCHEMAS, RunContext
+from retailhub.pipeline.incremental import SCD_DIMENSIONS, history_table
 from retailhub.pipeline.plan import TRANSFORM, VALIDATE
+from retailhub.warehouse import pseudonymise
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +49,16 @@ def build_fingerprint(ctx: RunContext, extra_model_dirs: Sequence[Path] = ()) ->
     """A digest of everything besides the input rows that decides what a build produces."""
     digest = hashlib.sha256()
     digest.update(ctx.settings.fingerprint().encode())
+    # Publishing personal data depends on these, not on the settings: a key set or changed,
+    # or an analyst role created, changes what the analyst-facing tables must hold.
+    key = pseudonymise.key_from_env()
+    digest.update(hmac.new(key, b"retailhub build", "sha256").digest() if key else b"no key")
+    digest.update(b"analyst role" if publish_policy.has_analyst_role(ctx.warehouse) else b"-")
     package = Path(retailhub.__file__).resolve().parent
     roots = [("retailhub", package), *((f"models{i}", d) for i, d in enumerate(extra_model_dirs))]
     for label, root in roots:
         for path in sorted(p for p in root.rglob("*") if p.suffix in _CODE_SUFFIXES):
-            if "__pycache__" in path.parts:
+            if "__pycache__" in path.parts or not path.is_file():
                 continue
             digest.update(f"{label}/{path.relative_to(root).as_posix()}\0".encode())
             digest.update(path.read_bytes())
@@ -60,15 +72,24 @@ def current_build(ctx: RunContext, models: Iterable[Model], fingerprint: str) ->
     last = _last_build(ctx)
     if last is None or last.get(FINGERPRINT) != fingerprint:
         return None
-    missing = [
-        f"{m.schema}.{m.name}"
-        for m in models
-        if m.schema in PUBLISHED_SCHEMAS and not ctx.warehouse.table_exists(f"{m.schema}.{m.name}")
-    ]
+    built_by = str(last.get(UP_TO_DATE) or last["run_id"])
+    missing = [t for t in _published_by(ctx, built_by, models) if not ctx.warehouse.table_exists(t)]
     if missing:
         log.info("rebuilding: %s is no longer in the warehouse", ", ".join(missing))
         return None
-    return str(last.get(UP_TO_DATE) or last["run_id"])
+    return built_by
+
+
+def _published_by(ctx: RunContext, run_id: str, models: Iterable[Model]) -> set[str]:
+    """The analyst-facing tables the run ``run_id`` published: the models' tables, the marts
+    and SCD2 histories in its lineage."""
+    res = ctx.warehouse.query(
+        "select distinct target_table from meta.lineage where run_id = ?", [run_id]
+    )
+    tables = {f"{m.schema}.{m.name}" for m in models if m.schema in PUBLISHED_SCHEMAS}
+    tables |= {str(t) for (t,) in res.rows if str(t).split(".")[0] in PUBLISHED_SCHEMAS}
+    tables |= {history_table(d) for d in SCD_DIMENSIONS if d in tables}
+    return tables
 
 
 def up_to_date_with(ctx: RunContext) -> str | None:

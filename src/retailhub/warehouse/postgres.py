@@ -33,7 +33,12 @@ from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryR
 from retailhub.warehouse.keys import TableKeys
 from retailhub.warehouse.ledger_schema import LEDGER_TABLES
 from retailhub.warehouse.pg_conn import PgTarget
-from retailhub.warehouse.pg_history import RUN_COLUMN, HistoryMirror, mirror_path
+from retailhub.warehouse.pg_history import (
+    RUN_COLUMN,
+    HistoryMirror,
+    MirrorUnusable,
+    mirror_path,
+)
 from retailhub.warehouse.pg_types import duck_select, qualified, quote_ident, read_select
 
 if TYPE_CHECKING:
@@ -271,9 +276,13 @@ class PostgresWarehouse(Warehouse):
         if not columns:
             return None
         if self.history_mirror is not None and RUN_COLUMN in {name for name, _ in columns}:
-            rel = self._mirrored(table, columns)
-            self._history[table] = rel
-            return rel
+            try:
+                rel = self._mirrored(table, columns)
+            except MirrorUnusable as why:
+                log.warning("history of %s: streamed whole (local mirror unusable: %s)", table, why)
+            else:
+                self._history[table] = rel
+                return rel
         rel = f"{WORK}.{HIST_SCHEMA}.{quote_ident(table.replace('.', '__'))}"
         con = self.compute
         con.execute(f"create schema if not exists {WORK}.{HIST_SCHEMA}")
@@ -303,13 +312,15 @@ class PostgresWarehouse(Warehouse):
         assert self.history_mirror is not None
         run = quote_ident(RUN_COLUMN)
         try:
-            counts = dict(
-                self._conn.execute(
-                    f"select {run}, count(*) from {qualified(table)} group by 1"
-                ).fetchall()
-            )
+            rows = self._conn.execute(
+                f"select {run}, count(*), max(xmin::text::bigint) from {qualified(table)} "
+                "group by 1"
+            ).fetchall()
         except Exception as exc:
             raise self._error(f"cannot count the runs of {table} in the warehouse", exc) from None
+        if any(r[0] is None for r in rows):
+            raise MirrorUnusable(f"{table} has rows without a {RUN_COLUMN}")
+        versions = {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
         cursors: list[Any] = []
 
@@ -322,8 +333,8 @@ class PostgresWarehouse(Warehouse):
             return cur.fetch_record_batch()
 
         try:
-            return self.history_mirror.relation(self.compute, table, columns, counts, fetch)
-        except WarehouseError:
+            return self.history_mirror.relation(self.compute, table, columns, versions, fetch)
+        except (WarehouseError, MirrorUnusable):
             raise
         except Exception as exc:
             raise self._error(f"cannot read {table} from the warehouse", exc) from None

@@ -7,6 +7,8 @@ against the warehouse run by run, including after the mirror was damaged by hand
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -19,6 +21,11 @@ from retailhub.pipeline.project import Project
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RAW = "raw.online_retail"
+# A child process that holds a DuckDB file open (and so locked) until it is killed.
+HOLD = (
+    "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); "
+    "print('open', flush=True); time.sleep(120)"
+)
 LOCAL = 'main."raw__online_retail"'
 
 
@@ -90,6 +97,37 @@ def test_mirror_fetches_only_missing_runs_and_repairs_itself(
         wh.history_relation(RAW)
         [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
         assert (refresh.kept_runs, refresh.fetched_runs, refresh.dropped_runs) == (2, 0, 0)
+
+    # A raw row changed in the warehouse (same row count, a new row version): that run is
+    # fetched again.
+    [(run_id,)] = pg_db.sql(f"select _run_id from {RAW} group by 1 order by 1 limit 1")
+    pg_db.sql(
+        f"update {RAW} set description = 'ERASED' where _run_id = %s and ctid = "
+        f"(select ctid from {RAW} where _run_id = %s limit 1)",
+        (run_id, run_id),
+    )
+    with project.open_warehouse(work_db=tmp_path / "work.duckdb") as wh:
+        relation = wh.history_relation(RAW)
+        [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
+        assert (refresh.kept_runs, refresh.fetched_runs, refresh.dropped_runs) == (1, 1, 1)
+        erased = f"select count(*) from {relation} where description = 'ERASED'"
+        assert wh.compute.execute(erased).fetchall() == [(1,)]
+
+    # Held open by another process: this read streams the table and leaves the file alone.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with project.open_warehouse(work_db=tmp_path / "work.duckdb") as wh:
+            relation = wh.history_relation(RAW)
+            assert relation is not None and relation.startswith("work.")
+            n = wh.compute.execute(f"select count(*) from {relation}").fetchall()[0][0]
+            assert n == sum(warehouse_runs(pg_db).values())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert mirror_runs(path) == warehouse_runs(pg_db)
 
     # A mirror file DuckDB cannot open is replaced and filled again, not a failed run.
     path.write_bytes(b"not a duckdb file" * 100)
