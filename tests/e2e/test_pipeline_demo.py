@@ -162,6 +162,33 @@ def test_a_run_without_new_input_rebuilds_when_the_build_would_differ(
     assert Project.load(demo_project).run().up_to_date_with == repaired.run_id
 
 
+def test_the_build_compared_is_the_last_one_published(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    # Another configuration builds and publishes, but the ledger never marks the run a
+    # success (killed between the publish's commit and the ledger's last write).
+    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "3")
+    (demo_project / "data" / "online_retail" / "2099-03-extra.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "990003,POST,POSTAGE,1,2025-12-30 12:00:00,18.0,,United Kingdom\n",
+        encoding="utf-8",
+    )
+    other = Project.load(demo_project).run()
+    assert other.exit_code == EXIT_OK and other.up_to_date_with is None
+    with Project.load(demo_project).open_warehouse() as wh:
+        wh.execute(
+            "update meta.pipeline_runs set status = 'running' where run_id = ?", [other.run_id]
+        )
+    # Back to the first configuration with nothing new: what is published is the other
+    # configuration's build, so it is rebuilt, not taken for the first run's.
+    monkeypatch.delenv("RETAILHUB_RUNNER__RETRIES")
+    again = Project.load(demo_project).run()
+    assert again.exit_code == EXIT_OK, again.error
+    assert again.up_to_date_with is None and set(again.tables) >= STAR
+
+
 def test_a_resumed_full_refresh_still_rebuilds(demo_project: Path) -> None:
     project = Project.load(demo_project)
     assert project.run().exit_code == EXIT_OK

@@ -7,7 +7,8 @@ publish the tables it already has. So transform, analytics and publish build not
 of these hold:
 
 * no dataset received an input row in this run (nothing accepted, nothing quarantined);
-* the last successful build used the same **build fingerprint**: the configuration after
+* the last build that was published (it has lineage into ``core``, written in the publishing
+  transaction) used the same **build fingerprint**: the configuration after
   profiles and environment overrides, the retailhub code (every module, model and sidecar of
   the installed package), the project's own ``models/`` folder, and what decides how personal
   data is published (a digest of ``RETAILHUB_PSEUDONYM_KEY``, whether the warehouse has an
@@ -72,7 +73,7 @@ def current_build(ctx: RunContext, models: Iterable[Model], fingerprint: str) ->
     last = _last_build(ctx)
     if last is None or last.get(FINGERPRINT) != fingerprint:
         return None
-    built_by = str(last.get(UP_TO_DATE) or last["run_id"])
+    built_by = str(last["run_id"])
     missing = [t for t in _published_by(ctx, built_by, models) if not ctx.warehouse.table_exists(t)]
     if missing:
         log.info("rebuilding: %s is no longer in the warehouse", ", ".join(missing))
@@ -107,20 +108,22 @@ def _new_input_rows(ctx: RunContext) -> int:
 
 
 def _last_build(ctx: RunContext) -> dict | None:
-    """The transform output of the latest successful run (its fingerprint and run id)."""
+    """The transform output (fingerprint, run id) of the latest build that was published.
+
+    Published means it has lineage rows, which are written in the publishing transaction
+    itself: a run killed after its publish committed but before the ledger marked it a
+    success still counts, and a run whose publish failed does not.
+    """
     res = ctx.warehouse.query(
         "select t.run_id, t.output_json from meta.task_runs t "
-        "join meta.pipeline_runs r on r.run_id = t.run_id "
-        "where r.status = 'success' and t.task = ? and t.status = 'success' "
-        "and r.run_id <> ? order by r.finished_at desc limit 1",
+        "where t.task = ? and t.status = 'success' and t.run_id <> ? "
+        "and exists (select 1 from meta.lineage l where l.run_id = t.run_id "
+        "and l.target_table like 'core.%') "
+        "order by t.finished_at desc limit 1",
         [TRANSFORM, ctx.run_id],
     )
     if not res.rows or not res.rows[0][1]:
         return None
     run_id, output = res.rows[0]
     payload = json.loads(output)
-    return {
-        "run_id": run_id,
-        FINGERPRINT: payload.get(FINGERPRINT),
-        UP_TO_DATE: payload.get(UP_TO_DATE),
-    }
+    return {"run_id": run_id, FINGERPRINT: payload.get(FINGERPRINT)}
