@@ -18,14 +18,16 @@ pytestmark = pytest.mark.e2e
 COMMANDS = ["init", "generate", "run", "check", "runs", "query", "bench"]
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "retailhub", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**__import__("os").environ, "COLUMNS": "200"},
+        env={**__import__("os").environ, "COLUMNS": "200", **(env or {})},
     )
 
 
@@ -100,6 +102,15 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     unknown = cli("runs", "show", "nope", "-p", str(project))
     assert unknown.returncode == 2
     assert "nope" in unknown.stderr
+    # --warehouse wins over a RETAILHUB_WAREHOUSE__URL exported for the whole shell.
+    elsewhere = {"RETAILHUB_WAREHOUSE__URL": f"duckdb:///{tmp_path / 'elsewhere.duckdb'}"}
+    count = "select count(*) as n from meta.pipeline_runs"
+    lost = cli("query", "-p", str(project), "-f", "csv", count, env=elsewhere)
+    assert lost.returncode == 3 and "elsewhere.duckdb" in lost.stderr
+    url = f"duckdb:///{project / 'warehouse' / 'retailhub.duckdb'}"
+    flagged = cli("query", "-p", str(project), "-w", url, "-f", "csv", count, env=elsewhere)
+    assert flagged.returncode == 0, flagged.stderr
+    assert flagged.stdout.split() == ["n", "2"]
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Load ``retailhub.yaml``: parse, expand ``${VAR}``, merge the profile, apply env overrides.
+"""Load ``retailhub.yaml``: parse, expand ``${VAR}``, merge the profile, apply env overrides,
+then command-line values (which beat all of them).
 
 Every failure is a :class:`~retailhub.errors.ConfigError` whose message names the file, the
 key and what was expected, because "validation error" without a location costs an operator
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from retailhub.config.envsubst import expand
 from retailhub.config.settings import ProjectSettings
@@ -72,13 +73,39 @@ def load_project(
     _reject_secrets(raw, path)
     data = expand(raw, file=str(path))
     data = _apply_profile(data, profile, path)
-    if overrides:
-        data = deep_merge(data, overrides)
     settings = validate_settings(data, path)
+    if overrides:
+        settings = apply_overrides(settings, overrides, path)
     for name, source in settings.sources.items():
         if getattr(source, "name", None) in (None, ""):
             object.__setattr__(source, "name", name)
     return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
+
+
+def apply_overrides(
+    settings: ProjectSettings, overrides: dict[str, Any], path: Path
+) -> ProjectSettings:
+    """Apply command-line values (``--warehouse``) on top of the file *and* the environment.
+
+    They cannot go in with the file's data: the environment beats that (an operator's
+    ``RETAILHUB_WAREHOUSE__URL`` overrides a deployed file), so a flag typed for one command
+    would silently lose to a variable exported for the whole shell, and the command would
+    read or write another warehouse than the one it names.
+    """
+    update: dict[str, Any] = {}
+    for key, value in overrides.items():
+        current = getattr(settings, key)
+        if isinstance(current, BaseModel) and isinstance(value, dict):
+            merged = deep_merge(current.model_dump(), value)
+            try:
+                update[key] = type(current).model_validate(merged)
+            except ValidationError as exc:
+                raise ConfigError(
+                    format_validation_error(exc, path, prefix=key), file=str(path)
+                ) from None
+        else:
+            update[key] = value
+    return settings.model_copy(update=update)
 
 
 def validate_settings(data: dict[str, Any], path: Path) -> ProjectSettings:
@@ -89,10 +116,11 @@ def validate_settings(data: dict[str, Any], path: Path) -> ProjectSettings:
         raise ConfigError(format_validation_error(exc, path), file=str(path)) from None
 
 
-def format_validation_error(exc: ValidationError, path: Path) -> str:
+def format_validation_error(exc: ValidationError, path: Path, prefix: str = "") -> str:
     lines = [f"{path}: invalid configuration"]
     for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+        parts = [prefix] if prefix else []
+        key = ".".join(parts + [str(part) for part in err["loc"] if not _is_union_tag(part)])
         kind = err["type"]
         if kind == "extra_forbidden":
             lines.append(

@@ -113,6 +113,30 @@ def test_retailhub_env_overrides_nested_keys(
     assert s.runner.retries == 7
 
 
+def test_command_line_value_beats_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--warehouse names the warehouse a command uses even with RETAILHUB_WAREHOUSE__URL
+    exported for the shell (it lost to the variable once, so a command read another one)."""
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_WAREHOUSE__URL", "duckdb:///from-env.duckdb")
+    monkeypatch.setenv("RETAILHUB_WAREHOUSE__PASSWORD", "from-env-secret")
+    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "7")
+    s = load_project(tmp_path, overrides={"warehouse": {"url": "duckdb:///flag.duckdb"}}).settings
+    assert s.warehouse.url == "duckdb:///flag.duckdb"
+    # the rest of the environment still applies, the secret included
+    assert s.warehouse.password is not None
+    assert s.warehouse.password.get_secret_value() == "from-env-secret"
+    assert s.runner.retries == 7
+
+
+def test_command_line_value_of_a_wrong_type_names_the_key(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path, overrides={"warehouse": {"connect_timeout_s": "soon"}})
+    assert "warehouse.connect_timeout_s" in str(exc.value)
+
+
 def test_password_comes_only_from_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
