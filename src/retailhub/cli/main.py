@@ -50,7 +50,8 @@ WarehouseOpt = Annotated[
         "--warehouse",
         "-w",
         help="Warehouse URL, e.g. duckdb:///warehouse/retailhub.duckdb or "
-        "postgresql://user@host:5432/db (overrides the 'warehouse.url' key and RETAILHUB_WAREHOUSE__URL).",
+        "postgresql://user@host:5432/db (overrides the 'warehouse.url' key and "
+        "RETAILHUB_WAREHOUSE__URL).",
     ),
 ]
 ProfileOpt = Annotated[
