@@ -28,6 +28,7 @@ from datetime import datetime
 
 import duckdb
 
+from retailhub.warehouse import pseudonymise
 from retailhub.warehouse.base import PublishBatch, Warehouse
 from retailhub.warehouse.keys import TableKeys
 
@@ -76,11 +77,14 @@ def prepare(
     *,
     now: datetime,
     full_refresh: bool = False,
+    pseudonym_key: bytes | None = None,
 ) -> IncrementalSummary:
     """Rewrite ``batch`` for an incremental publish; returns what was decided.
 
     Also adds the SCD2 history tables to ``batch.replace`` and their primary keys to ``keys``
-    (when ``keys`` is a dict).
+    (when ``keys`` is a dict). With ``pseudonym_key``, personal values of the previous
+    history still in clear (versions published before the key was set) are pseudonymised, so
+    they compare equal to the pseudonymised dimension and no old version keeps them.
     """
     summary = IncrementalSummary()
     con.execute(f"create schema if not exists {WORK_SCHEMA}")
@@ -100,7 +104,9 @@ def prepare(
         else:
             summary.mode[target] = "full"
         if target in SCD_DIMENSIONS and table_keys.primary_key:
-            history = _scd2(con, warehouse, target, relation, table_keys.primary_key, now)
+            history = _scd2(
+                con, warehouse, target, relation, table_keys.primary_key, now, pseudonym_key
+            )
             hist_name = history_table(target)
             batch.replace[hist_name] = history
             summary.mode[hist_name] = "scd2"
@@ -169,6 +175,7 @@ def _scd2(
     relation: str,
     pk: tuple[str, ...],
     now: datetime,
+    pseudonym_key: bytes | None = None,
 ) -> str:
     """The new SCD2 history of ``dimension`` as a compute table."""
     out = _work(dimension, "history")
@@ -182,6 +189,10 @@ def _scd2(
             f"cast(null as timestamp) as valid_to, true as is_current from {relation}"
         )
         return out
+    if pseudonym_key is not None and pseudonymise.is_analyst_facing(dimension):
+        previous = pseudonymise.pseudonymised_if_clear(
+            previous, _columns(con, previous), pseudonym_key
+        )
     excluded = set(SCD_DIMENSIONS[dimension]) | set(pk) | set(SCD_COLUMNS)
     prev_cols = set(_columns(con, previous))
     tracked = [c for c in columns if c not in excluded and c in prev_cols]

@@ -228,6 +228,7 @@ class Project:
         """Create schemas, ledger tables and (PostgreSQL) roles and grants; idempotent."""
         from retailhub.warehouse import audit
         from retailhub.warehouse.pg_roles import RoleNames, SupportsRoles
+        from retailhub.warehouse.pseudonymise import KEY_ENV
 
         with self.open_warehouse() as wh:
             wh.init_schema()
@@ -240,6 +241,13 @@ class Project:
                 "created_roles": ", ".join(report.created_roles) or "none (already there)",
                 "created_schemas": ", ".join(report.created_schemas) or "none (already there)",
                 "grants": len(report.grants),
+                "withheld_from_analyst": (
+                    f"{', '.join(report.withheld)} (personal values in clear, published before "
+                    f"the analyst role existed: the next run, with {KEY_ENV} set, replaces "
+                    "them pseudonymised and grants them)"
+                    if report.withheld
+                    else "none"
+                ),
             }
 
     def backup(self, out: Path) -> Any:

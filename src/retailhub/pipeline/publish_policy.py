@@ -7,8 +7,9 @@ engine:
 1. **keys** from the model sidecars (primary keys, foreign keys to dimensions, dashboard
    indexes), handed to adapters that enforce them (:class:`SupportsKeys`);
 2. **pseudonyms** — personal columns of analyst-facing tables (``core``, ``marts``) are
-   replaced by a keyed hash when ``RETAILHUB_PSEUDONYM_KEY`` is set; a warehouse that has an
-   analyst role (``retailhub warehouse init``) refuses to publish them in clear;
+   replaced by a keyed hash when ``RETAILHUB_PSEUDONYM_KEY`` is set (the SCD2 histories'
+   earlier versions too, should they be in clear from runs before the key); a warehouse that
+   has an analyst role (``retailhub warehouse init``) refuses to publish them in clear;
 3. **increments** — new fact rows only, SCD2 history for customers and products
    (:mod:`retailhub.pipeline.incremental`), unless a full refresh was asked for;
 4. **audit** rows for every table, committed with the data.
@@ -55,7 +56,15 @@ def prepare(
     con = warehouse.compute
     keys = table_keys(models)
     pseudonymise_batch(warehouse, batch, environ=environ)
-    summary = incremental.prepare(con, warehouse, batch, keys, now=now, full_refresh=full_refresh)
+    summary = incremental.prepare(
+        con,
+        warehouse,
+        batch,
+        keys,
+        now=now,
+        full_refresh=full_refresh,
+        pseudonym_key=pseudonymise.key_from_env(environ),
+    )
     if isinstance(warehouse, SupportsKeys):
         warehouse.declare_keys(keys)
     counts: dict[str, int | None] = {**rows, **summary.rows}

@@ -18,7 +18,17 @@ from typing import Any
 from retailhub.warehouse.base import PublishBatch, Warehouse
 
 AUDIT_TABLE = "meta.audit_log"
-OPERATIONS = ("load", "full_refresh", "replace", "upsert", "delete", "backup", "restore", "grant")
+OPERATIONS = (
+    "load",
+    "full_refresh",
+    "replace",
+    "upsert",
+    "delete",
+    "backup",
+    "restore",
+    "grant",
+    "revoke",
+)
 
 _COLUMNS = """
     logged_at timestamp not null,

@@ -449,15 +449,18 @@ class Publisher:
             ex(f"drop table {', '.join(qualified(t) for t in existing)}")
         for plan in swaps:
             self._move_into_place(plan)
-            previous = acls[plan.target]
-            self._grant(
-                plan.target, previous if previous is not None else policy.get(plan.schema, [])
-            )
+            self._grant(plan.target, acls[plan.target] or [])
             self._after(plan.target)
         for plan in replaces:
             if plan.strategy == "merge":
                 self._merge(plan)
                 self._after(plan.target)
+        # The analyst reads every table a publish replaces in core and marts. Init withholds
+        # that from a table holding personal values in clear (published before the role
+        # existed); this publish refuses clear values now that the role exists, so it is
+        # what gives it back.
+        for plan in replaces:
+            self._grant(plan.target, policy.get(plan.schema, []))
         for plan in self.plans:
             if plan.kind == "append":
                 self._append(plan, policy)
@@ -597,10 +600,10 @@ class Publisher:
         return [f"{priv} to {grantee}" for grantee, priv in rows]
 
     def _grant_policy(self) -> dict[str, list[str]]:
-        """Schema -> GRANT clauses for tables new to the warehouse (from ``warehouse init``)."""
-        from retailhub.warehouse.pg_roles import grants_for_new_tables
+        """Schema -> GRANT clauses for the tables it creates or replaces (``warehouse init``)."""
+        from retailhub.warehouse.pg_roles import analyst_grants
 
-        return grants_for_new_tables(self.conn)
+        return analyst_grants(self.conn)
 
     def _grant(self, target: str, grants: list[str]) -> None:
         for clause in grants:

@@ -16,11 +16,11 @@ so that a publish can grant the analyst SELECT on tables that are new to the war
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from retailhub.errors import UsageError, WarehouseError
-from retailhub.warehouse import audit
+from retailhub.warehouse import audit, pseudonymise
 from retailhub.warehouse.base import SCHEMAS
 from retailhub.warehouse.ledger_schema import LEDGER_TABLES
 from retailhub.warehouse.pg_types import qualified, quote_ident
@@ -46,6 +46,8 @@ class InitReport:
     created_roles: list[str]
     created_schemas: list[str]
     grants: list[str]
+    #: analyst-facing tables the analyst may not read yet: they hold personal values in clear
+    withheld: list[str] = field(default_factory=list)
 
 
 def init_warehouse(
@@ -85,23 +87,39 @@ def init_warehouse(
                     f"alter default privileges for role {quote_ident(roles.loader)} in schema {s} "
                     f"grant select on tables to {quote_ident(roles.analyst)}"
                 )
+            _withhold_clear_personal_data(conn, report, roles.analyst)
             _record_roles(conn, roles)
             conn.execute(f"grant select on {qualified(ROLES_TABLE)} to {quote_ident(roles.loader)}")
-            entries = [
-                audit.entry("grant", f"role {r}", role=admin, run_id=run_id, detail="created role")
-                for r in report.created_roles
-            ] + [
-                audit.entry("grant", g.split(" to ")[0], role=admin, run_id=run_id, detail=g)
-                for g in report.grants
-            ]
+            entries = (
+                [
+                    audit.entry(
+                        "grant", f"role {r}", role=admin, run_id=run_id, detail="created role"
+                    )
+                    for r in report.created_roles
+                ]
+                + [
+                    audit.entry("grant", g.split(" to ")[0], role=admin, run_id=run_id, detail=g)
+                    for g in report.grants
+                ]
+                + [
+                    audit.entry(
+                        "revoke",
+                        table,
+                        role=admin,
+                        run_id=run_id,
+                        detail=f"select from {roles.analyst}: personal values in clear",
+                    )
+                    for table in report.withheld
+                ]
+            )
             copy_rows(conn, audit.AUDIT_TABLE, entries)
     except psycopg.Error as exc:
         raise WarehouseError(f"warehouse init failed and was rolled back: {exc}") from None
     return report
 
 
-def grants_for_new_tables(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
-    """Schema -> ``"<privilege> to <role>"`` clauses for tables a publish creates."""
+def analyst_grants(conn: psycopg.Connection[Any]) -> dict[str, list[str]]:
+    """Schema -> ``"<privilege> to <role>"`` clauses for tables a publish creates or replaces."""
     row = conn.execute("select has_table_privilege(to_regclass(%s), 'select')", (ROLES_TABLE,))
     allowed = row.fetchone()
     if not allowed or not allowed[0]:
@@ -180,6 +198,31 @@ def _protect_audit_log(conn: psycopg.Connection[Any], report: InitReport, loader
     table = qualified(audit.AUDIT_TABLE)
     conn.execute(f"revoke all on {table} from {quote_ident(loader)}")
     _grant(conn, report, f"select, insert on {table}", loader)
+
+
+def _withhold_clear_personal_data(
+    conn: psycopg.Connection[Any], report: InitReport, analyst: str
+) -> None:
+    """Take SELECT back from the analyst on tables that hold personal values in clear.
+
+    Runs published before the analyst role existed may have written names and e-mails in
+    clear (a publish only refuses that once the role exists). The next run, which must then
+    have RETAILHUB_PSEUDONYM_KEY, replaces those tables pseudonymised and grants the analyst
+    SELECT on them again.
+    """
+    rows = conn.execute(
+        "select n.nspname || '.' || c.relname, array_agg(a.attname::text order by a.attnum) "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm') "
+        "group by 1 order by 1",
+        (list(ANALYST_SCHEMAS),),
+    ).fetchall()
+    for table, columns in rows:
+        probe = pseudonymise.clear_values_sql(qualified(table), columns)
+        if probe is not None and conn.execute(probe).fetchone() is not None:
+            conn.execute(f"revoke select on {qualified(table)} from {quote_ident(analyst)}")
+            report.withheld.append(table)
 
 
 def _record_roles(conn: psycopg.Connection[Any], roles: RoleNames) -> None:

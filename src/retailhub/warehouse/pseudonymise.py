@@ -29,6 +29,9 @@ PERSONAL = re.compile(
 )
 _EMAIL = re.compile(r"e_?mail")
 _BLOCK = 64
+#: What a pseudonym looks like (hex SHA-256), the same regular expression in DuckDB and
+#: PostgreSQL: a value that does not match it is a value in clear.
+PSEUDONYM_PATTERN = "^[0-9a-f]{64}$"
 
 
 def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -86,6 +89,34 @@ def pseudonymised(relation: str, columns: Sequence[str], key: bytes) -> str:
         return relation
     replaced = ", ".join(f"{hmac_sql(_q(c), key, c)} as {_q(c)}" for c in personal)
     return f"(select * replace ({replaced}) from {relation})"
+
+
+def pseudonymised_if_clear(relation: str, columns: Sequence[str], key: bytes) -> str:
+    """Like :func:`pseudonymised`, but a value that already is a pseudonym is kept.
+
+    For tables that carry earlier runs' rows — the SCD2 histories — written before the key was
+    set: their old versions hold names in clear, their later ones pseudonyms. Hashing every
+    value again would turn the pseudonyms into hashes of hashes.
+    """
+    personal = personal_columns(columns)
+    if not personal:
+        return relation
+    replaced = ", ".join(
+        f"case when regexp_matches(cast({_q(c)} as varchar), '{PSEUDONYM_PATTERN}') "
+        f"then {_q(c)} else {hmac_sql(_q(c), key, c)} end as {_q(c)}"
+        for c in personal
+    )
+    return f"(select * replace ({replaced}) from {relation})"
+
+
+def clear_values_sql(table: str, columns: Sequence[str]) -> str | None:
+    """PostgreSQL query returning a row when ``table`` holds a personal value in clear; None
+    when it has no personal column."""
+    personal = personal_columns(columns)
+    if not personal:
+        return None
+    clear = " or ".join(f"{_q(c)}::text !~ '{PSEUDONYM_PATTERN}'" for c in personal)
+    return f"select 1 from {table} where {clear} limit 1"
 
 
 def is_analyst_facing(table: str) -> bool:

@@ -8,11 +8,13 @@ any output, the ledger, or the backup.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from tests.integration.warehouse.wh_helpers import PgDatabase, free_port
 
@@ -111,7 +113,7 @@ def test_init_runs_backup_restore_and_audit_trail(
     )
     assert restored == counts
     # The analyst can read the restored core again (grants came back with the schema).
-    with __import__("psycopg").connect(pg_db.as_role(pg_db.roles.analyst).conninfo()) as conn:
+    with psycopg.connect(pg_db.as_role(pg_db.roles.analyst).conninfo()) as conn:
         assert conn.execute("select count(*) from core.fct_sales").fetchone() == (counts["fct"],)
 
     ops = {r[0] for r in pg_db.sql("select distinct operation from meta.audit_log")}
@@ -177,3 +179,49 @@ def test_secret_never_appears_anywhere(
         text = pg_db.sql(f"select coalesce(string_agg(t::text, ' '), '') from {table} t")[0][0]
         assert secret not in text, table
     assert secret.encode() not in (tmp_path / "b.dump").read_bytes()
+
+
+def test_init_after_clear_publish_withholds_personal_data_until_pseudonymised(
+    demo_project: Path, pg_db: PgDatabase
+) -> None:
+    """Runs before the analyst role existed published names in clear (allowed then, with a
+    warning): init must not hand them to the analyst, and the next run, which must have the
+    key, rewrites them, the SCD2 history's old versions included, and gives them back."""
+    project = ["--project", str(demo_project)]
+    roles = ["--loader-role", pg_db.roles.loader, "--analyst-role", pg_db.roles.analyst]
+    no_key = {"RETAILHUB_PSEUDONYM_KEY": ""}
+    cli("run", *project, "--warehouse", pg_db.url, env=no_key, check=True)
+    clear = "select count(*) from core.dim_customer_history where customer_name !~ '^[0-9a-f]{64}$'"
+    assert pg_db.sql(clear)[0][0] > 0
+
+    init = cli("warehouse", "init", *project, "--warehouse", pg_db.url, *roles, check=True)
+    assert "core.dim_customer" in init.stdout and "core.dim_customer_history" in init.stdout
+    withheld = {
+        r[0] for r in pg_db.sql("select object_name from meta.audit_log where operation = 'revoke'")
+    }
+    assert {"core.dim_customer", "core.dim_customer_history"} <= withheld
+    assert "core.fct_sales" not in withheld
+    analyst = pg_db.as_role(pg_db.roles.analyst).conninfo()
+    with psycopg.connect(analyst, autocommit=True) as conn:
+        for table in ("core.dim_customer", "core.dim_customer_history"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select customer_name from {table}")
+        assert conn.execute("select count(*) from core.fct_sales").fetchone()[0] > 0
+
+    refused = cli("run", *project, "--warehouse", loader_url(pg_db), env=no_key)
+    assert refused.returncode == 2
+    assert "RETAILHUB_PSEUDONYM_KEY" in refused.stderr
+
+    cli("run", *project, "--warehouse", loader_url(pg_db), check=True)
+    assert pg_db.sql(clear) == [(0,)]
+    # The old versions were rewritten, not closed: pseudonymising opened no new version.
+    assert pg_db.sql(
+        "select count(*) = count(distinct customer_key), bool_and(is_current) "
+        "from core.dim_customer_history"
+    ) == [(True, True)]
+    with psycopg.connect(analyst, autocommit=True) as conn:
+        names = conn.execute("select customer_name, email from core.dim_customer").fetchall()
+        assert names and all(
+            v is None or re.fullmatch("[0-9a-f]{64}", v) for row in names for v in row
+        )
+        assert conn.execute("select count(*) from core.dim_customer_history").fetchone()[0] > 0

@@ -65,3 +65,21 @@ def test_key_comes_from_the_environment_and_must_be_long_enough() -> None:
     assert ps.key_from_env({ps.KEY_ENV: "x" * 32}) == b"x" * 32
     with pytest.raises(ConfigError, match="too short"):
         ps.key_from_env({ps.KEY_ENV: "short"})
+
+
+def test_pseudonymised_if_clear_hashes_clear_values_only() -> None:
+    """An SCD2 history mixes versions from before the key (clear) and after (pseudonyms)."""
+    key = b"0123456789abcdef-history"
+    done = ps.pseudonym("Ann Lee", key)
+    con = duckdb.connect()
+    con.execute(
+        "create table h as select * from (values (1, 'Ann Lee', ' ANN@X.ORG'), "
+        f"(2, '{done}', NULL), (3, NULL, 'b@y.com')) as t(id, customer_name, email)"
+    )
+    relation = ps.pseudonymised_if_clear("h", ["id", "customer_name", "email"], key)
+    rows = con.execute(f"select * from {relation} order by id").fetchall()
+    assert rows == [
+        (1, done, ps.pseudonym("ann@x.org", key, "email")),
+        (2, done, None),
+        (3, None, ps.pseudonym("b@y.com", key, "email")),
+    ]
