@@ -229,6 +229,28 @@ def test_new_file_adds_only_its_rows(demo_project: Path) -> None:
     assert lines == [(2,)]
 
 
+def test_a_changed_file_already_ingested_stops_the_run(demo_project: Path) -> None:
+    """A monthly file rewritten in place once doubled every invoice in it (the history keeps
+    the first version's rows); the run now stops before ingesting anything, naming the file."""
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    sql = "select count(*), sum(net_amount) from core.fct_sales"
+    published = fetch(demo_project, sql)
+    runs = fetch(demo_project, "select count(*) from meta.ingested_files")
+    monthly = sorted((demo_project / "data" / "online_retail").glob("*.csv"))[0]
+    original = monthly.read_bytes()
+    monthly.write_bytes(original.replace(b",", b", ", 1))  # one header byte more
+    report = project.run()
+    assert report.exit_code == EXIT_RUNTIME
+    assert str(monthly) in (report.error or "") and "different content" in (report.error or "")
+    assert fetch(demo_project, sql) == published
+    assert fetch(demo_project, "select count(*) from meta.ingested_files") == runs
+    # The ingested version back in place: nothing new, nothing doubled.
+    monthly.write_bytes(original)
+    assert project.run().exit_code == EXIT_OK
+    assert fetch(demo_project, sql) == published
+
+
 def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:
     project = Project.load(demo_project)
     assert project.run().exit_code == EXIT_OK

@@ -1,7 +1,8 @@
 """What file-based sources share: glob discovery, checksums, and a byte stream that verifies them.
 
 A file is identified by the sha256 of its bytes, so a renamed but unchanged file is not ingested
-twice and a file rewritten in place is. The checksum is taken at discovery and checked again while
+twice and a file rewritten in place looks new (the ingest step refuses it: its earlier version's
+rows are already in the history). The checksum is taken at discovery and checked again while
 the file is streamed, so what lands is exactly what the ledger records.
 """
 

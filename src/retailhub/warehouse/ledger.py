@@ -164,6 +164,15 @@ class Ledger:
         )
         return {r[0] for r in res.rows}
 
+    def ingested_files(self, source: str) -> dict[str, tuple[str, str]]:
+        """Every file path ``source`` ingested -> (checksum, run id) of its latest version."""
+        res = self.wh.query(
+            "select uri, checksum, run_id from meta.ingested_files "
+            "where source = ? and checksum is not null order by arrived_at",
+            [source],
+        )
+        return {str(uri): (str(checksum), str(run_id)) for uri, checksum, run_id in res.rows}
+
     def last_watermark(self, source: str) -> str | None:
         res = self.wh.query(
             "select watermark from meta.ingested_files where source = ? and watermark is not null "

@@ -6,9 +6,10 @@ which is what makes re-running on unchanged files a no-op.
 
 from __future__ import annotations
 
+from retailhub.errors import SourceError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
-from retailhub.sources import SourceState, build_source
+from retailhub.sources import InputUnit, SourceState, build_source
 from retailhub.sources.landing import land
 from retailhub.warehouse.ledger import Ledger
 
@@ -23,6 +24,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         last_watermark=ledger.last_watermark(name),
     )
     units = source.discover(state)
+    _refuse_changed_files(name, units, ledger)
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
@@ -46,6 +48,33 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             "units": [_unit_dict(u) for u in landed],
             "skipped_unchanged": _skipped(source, state, len(units)),
         },
+    )
+
+
+def _refuse_changed_files(source: str, units: list[InputUnit], ledger: Ledger) -> None:
+    """Fail before landing anything when a file already ingested comes back changed.
+
+    Files are known by their checksum, so a file rewritten in place looks new; but the raw
+    history keeps every row ingested before, so its rows would be counted twice (every
+    invoice of a corrected monthly file doubled). Until corrections replace earlier versions,
+    the run stops here, naming the files, and nothing is ingested.
+    """
+    known = ledger.ingested_files(source) if any(u.checksum for u in units) else {}
+    changed = [u for u in units if u.checksum and u.uri in known]
+    if not changed:
+        return
+    shown = "; ".join(
+        f"{u.uri} (ingested by run {known[u.uri][1]} as sha256 {known[u.uri][0][:12]}…, "
+        f"now {str(u.checksum)[:12]}…)"
+        for u in changed[:5]
+    )
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    raise SourceError(
+        f"source '{source}': {len(changed)} file(s) already ingested came back with different "
+        f"content: {shown}{more}. The warehouse keeps every row ingested before, so a changed "
+        "file would count its rows twice: put the ingested version back and deliver "
+        "corrections or additions as a new file. Nothing was ingested by this run.",
+        source=source,
     )
 
 
