@@ -188,6 +188,23 @@ def test_unknown_config_key_exits_2(small_project: Path) -> None:
     assert "retailhub.yaml" in result.stderr
 
 
+def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None:
+    """Each used to end in a Python exception name with exit 3."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (("init", str(afile)), ("generate", "--out", str(afile), "--rows", "2000")):
+        result = cli(*args)
+        assert result.returncode == 2, result.stderr
+        assert str(afile) in result.stderr and "not a folder" in result.stderr
+        assert "unexpected" not in result.stderr  # no "unexpected NotADirectoryError"
+    project = tmp_path / "shop"
+    assert cli("init", str(project)).returncode == 0
+    assert cli("runs", "-p", str(project), "--limit", "-1").returncode == 2
+    resume = cli("run", "-p", str(project), "--resume", "nope")
+    assert resume.returncode == 2
+    assert "no run nope in the ledger" in resume.stderr
+
+
 def test_unreachable_database_names_the_host(small_project: Path) -> None:
     cfg = small_project / "retailhub.yaml"
     cfg.write_text(

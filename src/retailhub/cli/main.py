@@ -242,16 +242,17 @@ def runs(
     ctx: typer.Context,
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
-    limit: Annotated[int, typer.Option(help="How many runs to list, newest first.")] = 20,
+    profile: ProfileOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to list, newest first.")] = 20,
 ) -> None:
     """List recent runs (status, rows, quality score)."""
     if ctx.invoked_subcommand:
-        ctx.obj = {"project": project, "warehouse": warehouse}
+        ctx.obj = {"project": project, "warehouse": warehouse, "profile": profile}
         return
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    rows = Project.load(project, warehouse_url=warehouse).runs(limit)
+    rows = Project.load(project, profile=profile, warehouse_url=warehouse).runs(limit)
     render_rows(rows, title="Runs", readable=True)
 
 
@@ -262,6 +263,7 @@ def runs_show(
     run_id: Annotated[str, typer.Argument(help="Run id from 'retailhub runs'.")],
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Show one run: its tasks with timings and rows, dataset accounting, quality results."""
     from retailhub.cli.console import render_record, render_rows
@@ -269,7 +271,9 @@ def runs_show(
 
     parent = ctx.obj or {}
     proj = Project.load(
-        project or parent.get("project"), warehouse_url=warehouse or parent.get("warehouse")
+        project or parent.get("project"),
+        profile=profile or parent.get("profile"),
+        warehouse_url=warehouse or parent.get("warehouse"),
     )
     detail = proj.run_detail(run_id)
     render_record(detail["run"], title=f"Run {run_id}")
@@ -287,13 +291,15 @@ def query(
     ],
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.table,
 ) -> None:
     """Run read-only SQL against the warehouse (schemas core, marts, quarantine, meta, raw)."""
     from retailhub.cli.console import render_query
     from retailhub.pipeline.project import Project
 
-    render_query(Project.load(project, warehouse_url=warehouse).query(sql), fmt.value)
+    proj = Project.load(project, profile=profile, warehouse_url=warehouse)
+    render_query(proj.query(sql), fmt.value)
 
 
 @app.command()
@@ -301,6 +307,7 @@ def query(
 def insights(
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="How many insights, most important first.")
     ] = 10,
@@ -309,7 +316,7 @@ def insights(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    rows = Project.load(project, warehouse_url=warehouse).insights(limit)
+    rows = Project.load(project, profile=profile, warehouse_url=warehouse).insights(limit)
     render_rows(rows, title="Insights")
 
 
@@ -351,6 +358,7 @@ app.add_typer(warehouse_app, name="warehouse")
 def warehouse_init(
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
     loader_role: Annotated[
         str, typer.Option(help="PostgreSQL role that runs use (writes raw, core, marts, meta).")
     ] = "retailhub_loader",
@@ -366,7 +374,7 @@ def warehouse_init(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    proj = Project.load(project, warehouse_url=warehouse)
+    proj = Project.load(project, profile=profile, warehouse_url=warehouse)
     result = proj.warehouse_init(loader_role=loader_role, analyst_role=analyst_role)
     render_rows([result], title="Warehouse initialised")
 
@@ -377,12 +385,13 @@ def backup(
     out: Annotated[Path, typer.Option("--out", "-o", help="Backup file to write.")],
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Back up the warehouse to FILE, with FILE.manifest.json and a FILE.sha256 checksum file."""
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    result = Project.load(project, warehouse_url=warehouse).backup(out)
+    result = Project.load(project, profile=profile, warehouse_url=warehouse).backup(out)
     render_rows(
         [
             {
@@ -404,12 +413,13 @@ def restore(
     file: Annotated[Path, typer.Argument(help="Backup file written by 'retailhub backup'.")],
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Verify FILE against FILE.sha256, then replace the warehouse with it (atomically)."""
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    result = Project.load(project, warehouse_url=warehouse).restore(file)
+    result = Project.load(project, profile=profile, warehouse_url=warehouse).restore(file)
     render_rows(
         [{"table": t, "rows": n} for t, n in sorted(result.tables.items())],
         title=f"Restored {result.path} in {result.seconds:.1f}s "

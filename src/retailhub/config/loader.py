@@ -9,7 +9,9 @@ far more time than the few lines spent here.
 from __future__ import annotations
 
 import copy
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 from retailhub.config.envsubst import expand
 from retailhub.config.settings import ProjectSettings
 from retailhub.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "retailhub.yaml"
 PROFILES = ("dev", "staging", "prod")
@@ -72,10 +76,14 @@ def load_project(
         )
     _reject_secrets(raw, path)
     data = expand(raw, file=str(path))
-    data = _apply_profile(data, profile, path)
-    settings = validate_settings(data, path)
+    settings = validate_settings(_apply_profile(data, profile, path), path, profile)
+    # A typo in a profile that is not selected would otherwise surface only on the day that
+    # profile runs (in production, typically): check every profile now.
+    for other in sorted(set(data.get("profiles") or {}) - {profile}):
+        validate_settings(_apply_profile(data, other, path), path, other)
     if overrides:
         settings = apply_overrides(settings, overrides, path)
+    _warn_unknown_variables()
     for name, source in settings.sources.items():
         if getattr(source, "name", None) in (None, ""):
             object.__setattr__(source, "name", name)
@@ -108,30 +116,84 @@ def apply_overrides(
     return settings.model_copy(update=update)
 
 
-def validate_settings(data: dict[str, Any], path: Path) -> ProjectSettings:
-    """Build :class:`ProjectSettings`, turning pydantic's errors into one readable message."""
+def validate_settings(
+    data: dict[str, Any], path: Path, profile: str | None = None
+) -> ProjectSettings:
+    """Build :class:`ProjectSettings`, turning pydantic's errors into one readable message.
+
+    Each key is named where its value came from: the file, ``profiles.<profile>``, or a
+    ``RETAILHUB_`` environment variable.
+    """
     try:
         return ProjectSettings(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path), file=str(path)) from None
+        profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
+        override = (profiles or {}).get(profile) if profile else None
+
+        def origin(key: str) -> str:
+            variable = env_variable(key)
+            if variable:
+                return f"key '{key}' (from environment variable {variable})"
+            if isinstance(override, dict) and _has_path(override, key.split(".")):
+                return f"key 'profiles.{profile}.{key}'"
+            return f"key '{key}'"
+
+        raise ConfigError(
+            format_validation_error(exc, path, origin=origin), file=str(path)
+        ) from None
 
 
-def format_validation_error(exc: ValidationError, path: Path, prefix: str = "") -> str:
+def _warn_unknown_variables() -> None:
+    """Name ``RETAILHUB_X__Y`` variables whose ``x`` is no top-level key: pydantic-settings
+    ignores them, so a misspelt override would silently change nothing. (Variables without
+    ``__`` are left alone: ``RETAILHUB_PSEUDONYM_KEY`` and others are not settings.)"""
+    keys = set(ProjectSettings.model_fields)
+    for name in sorted(os.environ):
+        head, sep, _ = name.upper().removeprefix("RETAILHUB_").partition("__")
+        if name.upper().startswith("RETAILHUB_") and sep and head.lower() not in keys:
+            log.warning(
+                "environment variable %s sets nothing: '%s' is not a top-level key (%s)",
+                name,
+                head.lower(),
+                ", ".join(sorted(keys)),
+            )
+
+
+def env_variable(key: str) -> str | None:
+    """The ``RETAILHUB_`` environment variable that sets dotted ``key``, if one is set."""
+    wanted = "RETAILHUB_" + key.replace(".", "__").upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
+
+
+def _has_path(mapping: dict[str, Any], parts: list[str]) -> bool:
+    node: Any = mapping
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def format_validation_error(
+    exc: ValidationError,
+    path: Path,
+    prefix: str = "",
+    origin: Callable[[str], str] | None = None,
+) -> str:
     lines = [f"{path}: invalid configuration"]
     for err in exc.errors():
         parts = [prefix] if prefix else []
         key = ".".join(parts + [str(part) for part in err["loc"] if not _is_union_tag(part)])
+        named = origin(key) if origin else f"key '{key}'"
         kind = err["type"]
         if kind == "extra_forbidden":
-            lines.append(
-                f"  key '{key}': unknown key (check the spelling; see docs/configuration.md)"
-            )
+            lines.append(f"  {named}: unknown key (check the spelling; see docs/configuration.md)")
         elif kind == "missing":
-            lines.append(f"  key '{key}': required but missing")
+            lines.append(f"  {named}: required but missing")
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-            lines.append(f"  key '{key}': {err['msg']}{shown}")
+            lines.append(f"  {named}: {err['msg']}{shown}")
     return "\n".join(lines)
 
 

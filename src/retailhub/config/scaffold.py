@@ -20,6 +20,12 @@ def scaffold(directory: Path, *, force: bool = False) -> list[Path]:
     """Create ``directory`` with retailhub.yaml and its folders; never clobber without force."""
     directory = directory.resolve()
     config = directory / CONFIG_FILE
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} exists and is not a folder: choose another project folder")
+    blocking = [directory / n for n in FOLDERS if (directory / n).exists()]
+    blocking = [p for p in blocking if not p.is_dir()]
+    if blocking:
+        raise UsageError(f"{blocking[0]} exists and is not a folder; the project needs it as one")
     if config.exists() and not force:
         raise UsageError(f"{config} already exists (use --force to overwrite it)")
     created: list[Path] = []

@@ -9,15 +9,17 @@ typo fails loudly with the key named instead of being ignored.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from retailhub.config.quality import QualityConfig
 from retailhub.config.sources import SourceConfig
 
 Profile = Literal["dev", "staging", "prod"]
+_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(%|b|bytes|[kmgt]i?b?)?\s*", re.IGNORECASE)
 
 
 class StrictModel(BaseModel):
@@ -32,7 +34,6 @@ class WarehouseConfig(StrictModel):
         default=None,
         description="From RETAILHUB_WAREHOUSE__PASSWORD (or PGPASSWORD) only, never from YAML.",
     )
-    schema_prefix: str = ""
     connect_timeout_s: float = 10.0
     history_cache: bool = Field(
         default=True,
@@ -46,10 +47,21 @@ class RunnerConfig(StrictModel):
 
     retries: int = Field(default=2, ge=0, description="Extra attempts for transient failures.")
     backoff_s: float = Field(default=1.0, ge=0)
-    memory_limit: str = "1.25GB"
+    memory_limit: str = Field(
+        default="1.25GB", description="DuckDB's memory budget: 1.25GB, 512MiB, 80% (of RAM)."
+    )
     threads: int | None = None
     work_dir: str = ".retailhub/work"
     keep_work_db: bool = False
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        # checked here, so a wrong value is a configuration error naming the key, not a
+        # DuckDB parser error when the warehouse opens
+        if not _MEMORY.fullmatch(value):
+            raise ValueError("expected a size such as 1.25GB, 512MiB or 80%")
+        return value
 
 
 class AnalyticsConfig(StrictModel):

@@ -17,6 +17,7 @@ order plan. See :mod:`retailhub.demo.defects` for the defect kinds and count for
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from retailhub.demo.defects import (
     write_defects_json,
 )
 from retailhub.demo.master import COUNTRIES, FIRST_CUSTOMER_ID, build_master
+from retailhub.errors import UsageError
 
 __all__ = ["COUNTRIES", "DATASETS", "GenerationReport", "generate"]
 
@@ -153,11 +155,19 @@ def generate(
 
 
 def _clear_previous(out_dir: Path) -> None:
-    """Remove files a previous run of the generator wrote (and nothing else)."""
-    for name in DATASETS:
-        folder = out_dir / name
-        if folder.is_dir():
-            for f in folder.glob("*.csv"):
-                f.unlink()
-    (out_dir / "defects.json").unlink(missing_ok=True)
+    """Remove the files a previous run of the generator wrote, as its ``defects.json`` lists
+    them, and nothing else: a file someone put beside them is theirs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} exists and is not a folder: choose another --out")
+    manifest = out_dir / "defects.json"
+    try:
+        previous = json.loads(manifest.read_text(encoding="utf-8"))["datasets"]
+        written = [f["file"] for d in previous.values() for f in d["files"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        written = []
+    for name in written:
+        path = (out_dir / name).resolve()
+        if path.is_relative_to(out_dir.resolve()) and path.suffix == ".csv":
+            path.unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,8 @@ class Project:
         run_id = resume or new_run_id()
         work_db = self.work_db(run_id)
         if resume and not work_db.exists():
+            if not self._run_in_ledger(resume):
+                raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
             raise UsageError(
                 f"run {resume} cannot be resumed: its scratch database {work_db} is gone "
                 "(it is removed when a run succeeds); start a new run instead"
@@ -191,6 +193,13 @@ class Project:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.open_warehouse(read_only=True) as wh:
             return Ledger(wh).list_runs(limit)
+
+    def _run_in_ledger(self, run_id: str) -> bool:
+        try:
+            with self.open_warehouse(read_only=True) as wh:
+                return Ledger(wh).get_run(run_id) is not None
+        except RetailhubError:  # no warehouse yet: no run either
+            return False
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
         with self.open_warehouse(read_only=True) as wh:

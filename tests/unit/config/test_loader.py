@@ -188,3 +188,42 @@ def test_dataset_must_be_a_table_name(tmp_path: Path) -> None:
     assert exc.value.exit_code == 2
     write(tmp_path, MINIMAL + "    dataset: web_sales_2\n")
     assert load_project(tmp_path).settings.sources["sales"].dataset == "web_sales_2"
+
+
+def test_a_typo_in_a_profile_not_selected_fails_now(tmp_path: Path) -> None:
+    """prod's typo must not wait for the first production run to surface."""
+    write(tmp_path, MINIMAL + "profiles:\n  prod:\n    runner:\n      retires: 5\n")
+    for profile in ("dev", "prod"):
+        with pytest.raises(ConfigError) as exc:
+            load_project(tmp_path, profile=profile)
+        assert "'profiles.prod.runner.retires'" in str(exc.value), profile
+
+
+def test_an_environment_value_is_named_by_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "abc")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "environment variable RETAILHUB_RUNNER__RETRIES" in str(exc.value)
+
+
+def test_a_variable_for_no_top_level_key_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_RUNNR__RETRIES", "1")
+    monkeypatch.setenv("RETAILHUB_DATASETS_DIR", "/somewhere")  # not a setting: left alone
+    with caplog.at_level("WARNING", logger="retailhub.config.loader"):
+        load_project(tmp_path)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "RETAILHUB_RUNNR__RETRIES sets nothing" in warned[0]
+
+
+@pytest.mark.parametrize("value", ["lots", "1.2.3GB", "GB"])
+def test_memory_limit_must_be_a_size(tmp_path: Path, value: str) -> None:
+    write(tmp_path, MINIMAL + f"runner:\n  memory_limit: '{value}'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "runner.memory_limit" in str(exc.value) and "1.25GB" in str(exc.value)
