@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,17 +114,25 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     assert flagged.stdout.split() == ["n", "2"]
 
 
-@pytest.fixture
-def small_project(tmp_path: Path, generated_data: Path) -> Path:
-    """The demo project after one good run (so 'no partial state' has a state to protect)."""
-    import shutil
-
-    project = tmp_path / "shop"
+@pytest.fixture(scope="module")
+def ran_project(tmp_path_factory: pytest.TempPathFactory, generated_data: Path) -> Path:
+    """The demo project after one good run, made once for the module."""
+    project = tmp_path_factory.mktemp("ran") / "shop"
     assert cli("init", str(project)).returncode == 0
     shutil.rmtree(project / "data")
     shutil.copytree(generated_data, project / "data")
     first = cli("run", "-p", str(project))
     assert first.returncode == 0, first.stderr
+    return project
+
+
+@pytest.fixture
+def small_project(tmp_path: Path, ran_project: Path) -> Path:
+    """A copy of the project after one good run (so 'no partial state' has a state to
+    protect); each test spoils its own copy. The ledger knows the files by checksum, so the
+    copy's files are as ingested as the original's."""
+    project = tmp_path / "shop"
+    shutil.copytree(ran_project, project)
     return project
 
 
@@ -203,6 +212,27 @@ def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None
     resume = cli("run", "-p", str(project), "--resume", "nope")
     assert resume.returncode == 2
     assert "no run nope in the ledger" in resume.stderr
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "named"),
+    [
+        ("column: customer_id, severity", "column: customer_idx, severity", "customer_idx"),
+        ('"unit_price >= 0 or', '"unit_pricez >= 0 or', "unit_pricez"),
+        ("layout: superstore", "layout: superstor", "sources.superstore.layout"),
+    ],
+)
+def test_a_broken_rule_or_layout_fails_without_new_input(
+    small_project: Path, before: str, after: str, named: str
+) -> None:
+    """No file arrived, so no rule runs: the health task still compiles every rule and layout."""
+    cfg = small_project / "retailhub.yaml"
+    assert before in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(before, after, 1))
+    for command in ("run", "check"):
+        result = cli(command, "-p", str(small_project))
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert named in result.stderr + result.stdout
 
 
 def test_unreachable_database_names_the_host(small_project: Path) -> None:

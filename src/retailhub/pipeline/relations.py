@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from retailhub.pipeline.context import RunContext, work
 from retailhub.sources.layout import get_layout
 
@@ -31,9 +33,9 @@ def accepted_table(ctx: RunContext, dataset: str) -> str:
     return ctx.staging_table(f"raw.{dataset}") or work("accepted", dataset)
 
 
-def empty_dataset_sql(layout: str) -> str:
+def empty_dataset_sql(layout: str, project_dir: Path | None = None) -> str:
     """A zero-row SELECT with the canonical columns of ``layout`` (for absent datasets)."""
-    cols = [f"cast(null as {c.type}) as {c.name}" for c in get_layout(layout).columns]
+    cols = [f"cast(null as {c.type}) as {c.name}" for c in get_layout(layout, project_dir).columns]
     cols += [f"cast(null as {t}) as {n}" for n, t in META_COLUMNS.items()]
     return f"select {', '.join(cols)} where false"
 

@@ -1,10 +1,20 @@
-"""First task of every run: the warehouse answers, its schemas exist, sources are buildable."""
+"""First task of every run: the warehouse answers, its schemas exist, sources are buildable,
+and every dataset's layout and quality rules fit together.
+
+All of it is configuration that a run with no new input would otherwise never exercise: a
+misspelt rule column or layout would pass unnoticed until the day a file arrives.
+"""
 
 from __future__ import annotations
 
+from retailhub.errors import ConfigError
 from retailhub.pipeline.context import WORK, RunContext, TaskOutput
-from retailhub.pipeline.plan import Task
+from retailhub.pipeline.plan import Task, datasets_of, referenced_datasets
+from retailhub.pipeline.relations import empty_dataset_sql
+from retailhub.quality.binding import bind_rules, relation_schema
+from retailhub.quality.compiler import TYPE_ERRORS, Reference, compile_quality
 from retailhub.sources import build_source
+from retailhub.sources.layout import PASS_THROUGH, get_layout
 
 WORK_SCHEMAS = ("landing", "accepted", "quarantined", "stg", "int", "core", "marts")
 
@@ -17,7 +27,60 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     for name, cfg in ctx.settings.sources.items():
         if cfg.enabled:
             build_source(cfg, ctx.project.root)  # config errors surface before any data moves
+            try:
+                get_layout(cfg.layout, ctx.project.root)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"key 'sources.{name}.layout': {exc}", key=f"sources.{name}.layout"
+                ) from None
             sources[name] = cfg.type
+    check_rules(ctx)
     return TaskOutput(
         payload={"warehouse": ctx.warehouse.display_url, "sources": sources},
     )
+
+
+def check_rules(ctx: RunContext) -> None:
+    """Compile and bind every dataset's rules against an empty batch of its layout, so a rule
+    naming a column the layout lacks, or an expression that does not parse, fails the run
+    here (exit 2) whether or not input arrived. Pass-through layouts have no columns before
+    their data does; their rules are checked when a batch arrives."""
+    layouts = {
+        dataset: ctx.settings.sources[names[0]].layout
+        for dataset, names in datasets_of(ctx.settings).items()
+    }
+    tables: dict[str, str] = {}
+
+    def empty(dataset: str) -> str:
+        if dataset not in tables:
+            tables[dataset] = f"__rh_preflight_{len(tables)}"
+            ctx.con.execute(
+                f"create or replace temp table {tables[dataset]} as "
+                f"select *, cast(null as varchar[]) as {TYPE_ERRORS} "
+                f"from ({empty_dataset_sql(layouts[dataset], ctx.project.root)})"
+            )
+        return tables[dataset]
+
+    try:
+        for dataset, layout in layouts.items():
+            rules = ctx.settings.quality.for_dataset(dataset, layout)
+            refs = referenced_datasets(ctx.settings, dataset) & set(layouts)
+            if (
+                layout == PASS_THROUGH
+                or not rules.rules
+                or any(layouts[r] == PASS_THROUGH for r in refs)
+            ):
+                continue
+            staged = empty(dataset)
+            references = {r: Reference(empty(r), relation_schema(ctx.con, empty(r))) for r in refs}
+            compiled = compile_quality(
+                dataset,
+                rules,
+                relation_schema(ctx.con, staged),
+                references=references,
+                staged=staged,
+            )
+            bind_rules(ctx.con, compiled, staged)
+    finally:
+        for table in tables.values():
+            ctx.con.execute(f"drop table if exists {table}")
