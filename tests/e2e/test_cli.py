@@ -77,6 +77,22 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     rows = json.loads(as_json.stdout)
     assert [r["source_system"] for r in rows] == ["online_retail", "superstore"]
     assert all(r["n"] > 0 for r in rows)
+    # strict JSON: NaN and infinity are null, a blob its hex, a date its ISO text
+    odd = cli(
+        "query",
+        "-p",
+        str(project),
+        "-f",
+        "json",
+        "select 'nan'::double as n, 'inf'::double as i, '\\xAB'::blob as b, "
+        "date '2024-01-02' as d, [1.5, 'nan'::double] as l",
+    )
+    assert odd.returncode == 0, odd.stderr
+    assert json.loads(odd.stdout, parse_constant=lambda c: pytest.fail(c)) == [
+        {"n": None, "i": None, "b": "ab", "d": "2024-01-02", "l": [1.5, None]}
+    ]
+    empty = cli("query", "-p", str(project), " ; ")
+    assert empty.returncode == 2 and "no SQL given" in empty.stderr
     as_csv = cli("query", "-p", str(project), "--format", "csv", "select 1 as a, 'x' as b")
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["a", "b"], ["1", "x"]]
     write = cli("query", "-p", str(project), "delete from core.fct_sales")

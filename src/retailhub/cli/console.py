@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 from datetime import datetime
 from typing import Any
@@ -241,10 +242,29 @@ def _readable(value: Any, column: str = "") -> str:
     return str(value)
 
 
+def _json_value(value: Any) -> Any:
+    """A value strict JSON can hold: NaN and infinities become null (json.dumps would write
+    bare NaN, which JSON parsers reject), bytes become hex, the rest of the non-JSON types
+    their text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 def render_query(result: QueryResult, fmt: str) -> None:
     if fmt == "json":
-        rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
-        sys.stdout.write(json.dumps(rows, default=str, indent=2) + "\n")
+        rows = [
+            {c: _json_value(v) for c, v in zip(result.columns, r, strict=True)} for r in result.rows
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2, allow_nan=False) + "\n")
     elif fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

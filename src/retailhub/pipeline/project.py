@@ -287,6 +287,10 @@ class Project:
 
     def query(self, sql: str) -> QueryResult:
         """Run read-only SQL against the warehouse (writes are refused by the connection)."""
+        if not sql.strip().strip(";").strip():
+            raise UsageError(
+                'no SQL given: e.g. retailhub query "select count(*) from core.fct_sales"'
+            )
         with self.open_warehouse(read_only=True) as wh:
             try:
                 return wh.query(sql)
