@@ -196,6 +196,23 @@ def test_truncated_file_is_refused(small_project: Path) -> None:
     assert "2099-05-cut.csv" in result.stderr
 
 
+def test_a_file_whose_header_lacks_a_column_is_refused(small_project: Path) -> None:
+    """The landing table is the union of every file's columns: a file naming Quantity
+    'Amount' once landed with NULL quantities and failed only in the model tests (exit 3)."""
+    bad = small_project / "data" / "online_retail" / "2099-06-renamed.csv"
+    bad.write_text(
+        HEADER.replace("Quantity", "Amount")
+        + "5,85123A,X,1,2025-12-01 10:00:00,1.0,12346.0,United Kingdom\n",
+        encoding="utf-8",
+    )
+    result = _bad_run(small_project)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "source 'online_retail'" in message
+    assert "needs column(s) quantity" in message
+    assert f"header of {bad}" in message
+
+
 def test_missing_file_names_the_path(small_project: Path) -> None:
     cfg = small_project / "retailhub.yaml"
     cfg.write_text(cfg.read_text().replace("data/superstore/*.csv", "data/nowhere/superstore.csv"))
@@ -211,6 +228,28 @@ def test_unknown_config_key_exits_2(small_project: Path) -> None:
     assert result.returncode == 2
     assert "runner.paralell" in result.stderr
     assert "retailhub.yaml" in result.stderr
+
+
+def test_reading_the_warehouse_needs_no_source_variable(small_project: Path) -> None:
+    """`runs` and `query` used to fail when a source's ${VAR} (a database URL) was unset."""
+    cfg = small_project / "retailhub.yaml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "sources:\n",
+            "sources:\n  erp:\n    type: database\n    url: ${RH_TEST_UNSET_ERP_URL}\n"
+            "    table: orders\n    layout: online_retail\n    dataset: erp_orders\n",
+            1,
+        )
+    )
+    project = ["-p", str(small_project)]
+    assert cli("runs", *project).returncode == 0
+    query = cli(
+        "query", *project, "-f", "csv", "select count(*) > 0 as published from core.fct_sales"
+    )
+    assert (query.returncode, query.stdout.split()) == (0, ["published", "True"])
+    result = _bad_run(small_project)
+    assert result.returncode == 2
+    assert "RH_TEST_UNSET_ERP_URL" in result.stderr and "sources.erp.url" in result.stderr
 
 
 def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None:

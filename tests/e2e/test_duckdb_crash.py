@@ -24,7 +24,7 @@ from retailhub.pipeline.project import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROWS = 200_000  # enough that fct_sales takes a noticeable moment to write
+ROWS = 60_000  # enough that fct_sales takes a moment to write (the kill lands in it)
 
 
 def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_path: Path):

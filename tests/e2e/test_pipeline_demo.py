@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import time
@@ -74,8 +75,9 @@ def test_run_publishes_star_schema_and_reconciles_every_row(demo_project: Path) 
     ):
         assert inp == acc + qua
         assert fetch(demo_project, f"select count(*) from raw.{dataset}")[0][0] == acc
-        if qua:
-            assert fetch(demo_project, f"select count(*) from quarantine.{dataset}")[0][0] == qua
+        # Every dataset's quarantine table exists, empty if nothing was quarantined.
+        assert fetch(demo_project, f"select count(*) from quarantine.{dataset}")[0][0] == qua
+    assert 0 in {d.quarantined_rows for d in report.datasets}  # the case is covered
     run = fetch(demo_project, "select status, rows_in from meta.pipeline_runs")
     assert run == [("success", sum(d.input_rows for d in report.datasets))]
     assert fetch(demo_project, "select count(*) from meta.lineage")[0][0] > 0
@@ -227,6 +229,55 @@ def test_new_file_adds_only_its_rows(demo_project: Path) -> None:
         "select count(*) from core.fct_sales where order_id = '990001'",
     )
     assert lines == [(2,)]
+
+
+def test_a_new_file_repeating_published_keys_quarantines_the_repeats(demo_project: Path) -> None:
+    """A re-export repeating Superstore Row IDs used to pass the batch's uniqueness rule and
+    break the star schema's key (exit 3 on every later run). Now the repeats fail the rule:
+    a file of mostly repeats stops at the gate, a few repeats among new rows are quarantined."""
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    sales = "select count(*) from core.fct_sales where source_system = 'superstore'"
+    (before,) = fetch(demo_project, sales)
+    published = {r for (r,) in fetch(demo_project, "select row_id from raw.superstore")}
+    (original,) = sorted((demo_project / "data" / "superstore").glob("*.csv"))
+    with original.open(newline="", encoding="utf-8-sig") as f:
+        header, *rows = list(csv.reader(f))
+    row_id, order_id = header.index("Row ID"), header.index("Order ID")
+    repeats = [r for r in rows if r[row_id].isdigit() and int(r[row_id]) in published][:2]
+
+    def fresh(n: int) -> list[str]:
+        row = list(repeats[0])
+        row[row_id], row[order_id] = str(9_900_000 + n), f"CA-2099-{990_000 + n}"
+        return row
+
+    def deliver(name: str, lines: list[list[str]]) -> Path:
+        path = original.parent / name
+        with path.open("w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([header, *lines])
+        return path
+
+    mostly_repeats = deliver("zz-reexport.csv", [*repeats, fresh(0)])
+    gated = project.run()
+    assert gated.exit_code == EXIT_QUALITY_GATE
+    assert "superstore.order_line_unique: 2 of 3 rows repeat an earlier key" in (gated.error or "")
+    assert fetch(demo_project, sales) == [before]
+    mostly_repeats.unlink()
+
+    deliver("zz-new-orders.csv", [repeats[1], *(fresh(n) for n in range(1, 121))])
+    report = project.run()
+    assert report.exit_code == EXIT_OK, report.error
+    store = {d.dataset: d for d in report.datasets}["superstore"]
+    assert (store.input_rows, store.accepted_rows, store.quarantined_rows) == (121, 120, 1)
+    (reasons,) = fetch(
+        demo_project,
+        "select reasons from quarantine.superstore where _source_file like '%zz-new-orders.csv'",
+    )
+    assert reasons[0] == [
+        f"order_line_unique: duplicate key (row_id = {repeats[1][row_id]}) first seen at "
+        f"{original}:{rows.index(repeats[1]) + 1} (published by an earlier run)"
+    ]
+    assert fetch(demo_project, sales) == [(before[0] + 120,)]
 
 
 def test_a_changed_file_already_ingested_stops_the_run(demo_project: Path) -> None:

@@ -252,7 +252,9 @@ def runs(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    rows = Project.load(project, profile=profile, warehouse_url=warehouse).runs(limit)
+    rows = Project.load(
+        project, profile=profile, warehouse_url=warehouse, reads_sources=False
+    ).runs(limit)
     render_rows(rows, title="Runs", readable=True)
 
 
@@ -274,6 +276,7 @@ def runs_show(
         project or parent.get("project"),
         profile=profile or parent.get("profile"),
         warehouse_url=warehouse or parent.get("warehouse"),
+        reads_sources=False,
     )
     detail = proj.run_detail(run_id)
     render_record(detail["run"], title=f"Run {run_id}")
@@ -298,7 +301,7 @@ def query(
     from retailhub.cli.console import render_query
     from retailhub.pipeline.project import Project
 
-    proj = Project.load(project, profile=profile, warehouse_url=warehouse)
+    proj = Project.load(project, profile=profile, warehouse_url=warehouse, reads_sources=False)
     render_query(proj.query(sql), fmt.value)
 
 
@@ -316,7 +319,9 @@ def insights(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    rows = Project.load(project, profile=profile, warehouse_url=warehouse).insights(limit)
+    rows = Project.load(
+        project, profile=profile, warehouse_url=warehouse, reads_sources=False
+    ).insights(limit)
     render_rows(rows, title="Insights")
 
 
@@ -374,7 +379,7 @@ def warehouse_init(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    proj = Project.load(project, profile=profile, warehouse_url=warehouse)
+    proj = Project.load(project, profile=profile, warehouse_url=warehouse, reads_sources=False)
     result = proj.warehouse_init(loader_role=loader_role, analyst_role=analyst_role)
     render_rows([result], title="Warehouse initialised")
 
@@ -391,7 +396,9 @@ def backup(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    result = Project.load(project, profile=profile, warehouse_url=warehouse).backup(out)
+    result = Project.load(
+        project, profile=profile, warehouse_url=warehouse, reads_sources=False
+    ).backup(out)
     render_rows(
         [
             {
@@ -419,7 +426,9 @@ def restore(
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.project import Project
 
-    result = Project.load(project, profile=profile, warehouse_url=warehouse).restore(file)
+    result = Project.load(
+        project, profile=profile, warehouse_url=warehouse, reads_sources=False
+    ).restore(file)
     render_rows(
         [{"table": t, "rows": n} for t, n in sorted(result.tables.items())],
         title=f"Restored {result.path} in {result.seconds:.1f}s "

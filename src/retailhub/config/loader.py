@@ -63,8 +63,13 @@ def load_project(
     *,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    sources_optional: bool = False,
 ) -> LoadedProject:
-    """Load and validate the project at ``project_dir`` for ``profile``."""
+    """Load and validate the project at ``project_dir`` for ``profile``.
+
+    ``sources_optional`` is for commands that never open a source (query, runs, backup...):
+    a ``${VAR}`` left unset under ``sources`` does not stop them.
+    """
     path = find_config(project_dir)
     raw = _read_yaml(path)
     profile = profile or os.environ.get("RETAILHUB_PROFILE") or "dev"
@@ -75,6 +80,8 @@ def load_project(
             key="profile",
         )
     _reject_secrets(raw, path)
+    if sources_optional:
+        raw = _without_unresolvable_sources(raw, path)
     data = expand(raw, file=str(path))
     settings = validate_settings(_apply_profile(data, profile, path), path, profile)
     # A typo in a profile that is not selected would otherwise surface only on the day that
@@ -88,6 +95,46 @@ def load_project(
         if getattr(source, "name", None) in (None, ""):
             object.__setattr__(source, "name", name)
     return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
+
+
+def _without_unresolvable_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``raw`` minus the sources (also in profiles) whose ``${VAR}``s are not all set.
+
+    Dropped rather than kept unexpanded: ``url: ${ORDERS_DB}`` would fail validation as a
+    URL, and a command that only reads the warehouse needs no source at all.
+    """
+
+    dropped: set[str] = set()
+
+    def resolvable(section: Any, key: str) -> Any:
+        if not isinstance(section, dict):
+            return section
+        kept = {}
+        for name, cfg in section.items():
+            try:
+                expand(cfg, file=str(path), key=f"{key}.{name}")
+            except ConfigError:
+                log.debug("source %s left out: a ${VAR} of it is not set", name)
+                dropped.add(name)
+                continue
+            if name not in dropped:  # a profile's part of a source dropped from the base
+                kept[name] = cfg
+        return kept
+
+    out = dict(raw)
+    if "sources" in out:
+        out["sources"] = resolvable(out["sources"], "sources")
+    profiles = out.get("profiles")
+    if isinstance(profiles, dict):
+        out["profiles"] = {
+            p: (
+                {**body, "sources": resolvable(body["sources"], f"profiles.{p}.sources")}
+                if isinstance(body, dict) and "sources" in body
+                else body
+            )
+            for p, body in profiles.items()
+        }
+    return out
 
 
 def apply_overrides(

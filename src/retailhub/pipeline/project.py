@@ -43,11 +43,17 @@ class Project:
         *,
         profile: str | None = None,
         warehouse_url: str | None = None,
+        reads_sources: bool = True,
     ) -> Project:
+        """``reads_sources=False`` for commands that only use the warehouse: the sources'
+        unset ``${VAR}``s are then not required."""
         overrides = {"warehouse": {"url": warehouse_url}} if warehouse_url else None
         return cls(
             load_project(
-                Path(project_dir) if project_dir else None, profile=profile, overrides=overrides
+                Path(project_dir) if project_dir else None,
+                profile=profile,
+                overrides=overrides,
+                sources_optional=not reads_sources,
             )
         )
 

@@ -53,7 +53,7 @@ def current_relation(ctx: RunContext, dataset: str, layout: str | None = None) -
     if table_exists(ctx, accepted):
         parts.append(f"select * from {accepted}")
     if not parts:
-        parts.append(empty_dataset_sql(layout or dataset))
+        parts.append(empty_dataset_sql(layout or dataset, ctx.project.root))
     view = f"current_{dataset}"
     ctx.con.execute(f"create or replace temp view {view} as " + " union all by name ".join(parts))
     return view

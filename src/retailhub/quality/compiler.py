@@ -244,11 +244,14 @@ def compile_quality(
     *,
     references: Mapping[str, Reference],
     staged: str,
+    history: str | None = None,
 ) -> CompiledQuality:
     """Parse every rule of ``dataset`` once into checks; raise ConfigError on a wrong column.
 
     ``references`` maps each dataset a referential rule names to the relation holding its
     accepted rows. A rule referencing ``dataset`` itself also looks in ``staged`` (this batch).
+    ``history`` is the relation of ``dataset``'s rows accepted by earlier runs: uniqueness
+    rules also fail a batch row whose key is already there.
     """
     schema = dict(schema)
     missing = [c for c in REQUIRED_COLUMNS if c not in schema]
@@ -288,7 +291,9 @@ def compile_quality(
             star = rule.columns == "*"
             keys = columns if star else [need(name, c) for c in rule.columns]
             info.column = None if star else ", ".join(keys)
-            check = uniqueness_check(info, index, keys, star, where, schema, staged=staged)
+            check = uniqueness_check(
+                info, index, keys, star, where, schema, staged=staged, history=history
+            )
         elif isinstance(rule, ValidityRule):
             check = validity_check(info, index, rule.expression, where, schema)
         elif isinstance(rule, RangeRule):

@@ -55,7 +55,9 @@ class QualityContext:
 
     run_id: str
     #: dataset -> DuckDB relation holding ALL its accepted rows (history + this batch), for
-    #: referential rules. A rule referencing its own dataset also sees the staged batch.
+    #: referential rules. The checked dataset's own entry holds only its published history
+    #: (earlier runs): its referential rules also see the staged batch, and its uniqueness
+    #: rules fail a batch row whose key is already published.
     reference_tables: dict[str, str] = field(default_factory=dict)
     #: (uri, modified_at) of the files landed this run, for freshness on files.
     file_times: list[tuple[str, datetime]] = field(default_factory=list)
@@ -102,7 +104,14 @@ def run_quality(
             for name, relation in ctx.reference_tables.items()
             if _referenced(rules, name)
         }
-        compiled = compile_quality(dataset, rules, schema, references=references, staged=source)
+        compiled = compile_quality(
+            dataset,
+            rules,
+            schema,
+            references=references,
+            staged=source,
+            history=ctx.reference_tables.get(dataset),
+        )
         bind_rules(con, compiled, source)
 
         checked = f"__rh_checked_{uuid.uuid4().hex[:12]}"

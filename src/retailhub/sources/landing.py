@@ -59,14 +59,19 @@ def land(
     units: list[InputUnit],
     table: str,
     progress: Callable[[int], None] | None = None,
+    check_columns: Callable[[InputUnit, list[str]], None] | None = None,
 ) -> list[LandedUnit]:
     """Stream every unit into ``table`` (created if missing); ``progress`` gets rows per batch.
+
+    ``check_columns`` sees each unit's column names before its rows are read, and may raise to
+    refuse it: the landing table is the union of every file's columns, so a file with a
+    misspelt header would otherwise land with NULL in the column it lacks.
 
     Raises the source's own SourceError/SourceUnavailable if a unit cannot be read. Units are
     inserted in groups (consecutive units with the same columns share one INSERT); a failure rolls
     back its whole group, earlier groups stay: the caller discards the landing table on error.
     """
-    return _land_all(con, source, units, table, progress)
+    return _land_all(con, source, units, table, progress, check_columns)
 
 
 def clean_column_names(names: list[str]) -> list[str]:
@@ -105,9 +110,14 @@ class _Chain:
     """
 
     def __init__(
-        self, source: Source, units: list[InputUnit], progress: Callable[[int], None] | None
+        self,
+        source: Source,
+        units: list[InputUnit],
+        progress: Callable[[int], None] | None,
+        check_columns: Callable[[InputUnit, list[str]], None] | None = None,
     ) -> None:
         self._source = source
+        self._check_columns = check_columns
         self._units = iter(units)
         self._progress = progress
         self._next: tuple[InputUnit, pa.RecordBatchReader, pa.Schema, datetime] | None = None
@@ -144,10 +154,10 @@ class _Chain:
         arrived_at = datetime.now(UTC)
         reader = self._source.open(unit)
         raw = reader.schema
-        fields = [
-            pa.field(name, _storage_type(f.type))
-            for name, f in zip(clean_column_names(raw.names), raw, strict=True)
-        ]
+        names = clean_column_names(raw.names)
+        if self._check_columns is not None:
+            self._check_columns(unit, names)
+        fields = [pa.field(name, _storage_type(f.type)) for name, f in zip(names, raw, strict=True)]
         schema = pa.schema(
             [
                 *fields,
@@ -213,9 +223,10 @@ def _land_all(
     units: list[InputUnit],
     table: str,
     progress: Callable[[int], None] | None,
+    check_columns: Callable[[InputUnit, list[str]], None] | None,
 ) -> list[LandedUnit]:
     started = time.perf_counter()
-    chain = _Chain(source, units, progress)
+    chain = _Chain(source, units, progress, check_columns)
     target = _quote_table(table)
     while chain.start():
         assert chain.schema is not None

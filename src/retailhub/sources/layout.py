@@ -98,8 +98,11 @@ class Layout:
         overrides: Mapping[str, str] | None = None,
         *,
         source: str = "?",
+        origin: str | None = None,
     ) -> dict[str, str | None]:
         """Map each canonical column to the source column feeding it (None: absent, optional).
+
+        ``origin`` names the one file whose header ``source_columns`` is, for the message.
 
         Matching tries the canonical name and the aliases, first exactly, then ignoring case,
         spaces and punctuation (``Row ID`` = ``RowID`` = ``row_id``). ``overrides`` (the source's
@@ -144,10 +147,11 @@ class Layout:
             wanted = ", ".join(
                 f"{c.name} (accepted: {', '.join(c.aliases) or c.name})" for c in missing
             )
+            where = f"the header of {origin}" if origin else "the source columns"
             raise ConfigError(
                 f"source {source!r}: layout {self.name!r} needs column(s) {wanted}, not found in "
-                f"the source columns {list(candidates)}; map them under `columns:` "
-                f"(canonical: source column)",
+                f"{where} {list(candidates)}; map them under `columns:` "
+                f"(canonical: source column){' or correct the file' if origin else ''}",
                 key=f"sources.{source}.columns",
             )
         return mapping

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit
 from retailhub.warehouse.base import PublishBatch
-from retailhub.warehouse.keys import TableKeys
+from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
     load_columns,
@@ -219,7 +219,9 @@ class Publisher:
             described = self._describe(relation)
             names = {n for n, _ in described}
             existing = self.wh.columns(target)
-            value = self._single_run_id(relation) if PARTITION_COLUMN in names else None
+            partitionable, value = (
+                self._run_partition(relation) if PARTITION_COLUMN in names else (False, None)
+            )
             if existing:
                 partitioned = self._partition_column(target) == PARTITION_COLUMN
                 self._plan_like_existing(plan, described, existing, allow_drop=False)
@@ -229,7 +231,7 @@ class Publisher:
                 plan.ddl_columns = [c.ddl() for c in cols]
                 plan.load_exprs = [c.load_expr for c in cols]
                 plan.column_names = [c.name for c in cols]
-                plan.strategy = "partition_new" if value is not None else "create"
+                plan.strategy = "partition_new" if partitionable else "create"
             if plan.strategy.startswith("partition"):
                 plan.partition_value = value
             plans.append(plan)
@@ -261,17 +263,22 @@ class Publisher:
                 plan.load_exprs.append(load_columns([(name, duck_type)])[0].load_expr)
                 plan.column_names.append(name)
 
-    def _single_run_id(self, relation: str) -> str | None:
+    def _run_partition(self, relation: str) -> tuple[bool, str | None]:
+        """(whether the rows can form one partition by run, that run's id). An empty
+        relation can (the partitioned table is created with no partition yet)."""
         cur = self.wh.compute.cursor()
         try:
             row = cur.execute(
                 f"select count(distinct {PARTITION_COLUMN}), "
-                f"count(*) - count({PARTITION_COLUMN}), min({PARTITION_COLUMN}) from {relation}"
+                f"count(*) - count({PARTITION_COLUMN}), min({PARTITION_COLUMN}), count(*) "
+                f"from {relation}"
             ).fetchall()[0]
         finally:
             cur.close()
-        distinct, nulls, value = row
-        return str(value) if distinct == 1 and nulls == 0 else None
+        distinct, nulls, value, total = row
+        if total == 0:
+            return True, None
+        return (True, str(value)) if distinct == 1 and nulls == 0 else (False, None)
 
     def _referencing_tables(self, target: str) -> set[str]:
         rows = self.conn.execute(
@@ -375,12 +382,7 @@ class Publisher:
                 if ref is None or not set(fk.columns) <= set(plan.column_names):
                     log.debug("no foreign key %s -> %s: target missing", plan.target, fk.ref_table)
                     continue
-                fks.append(
-                    f"alter table {plan.staged} add constraint "
-                    f"{quote_ident(_ident(plan.name + '_' + '_'.join(fk.columns) + '_fkey'))} "
-                    f"foreign key ({', '.join(quote_ident(c) for c in fk.columns)}) references "
-                    f"{ref} ({', '.join(quote_ident(c) for c in fk.ref_columns)}) not valid"
-                )
+                fks.append(_foreign_key_sql(plan.staged, plan.name, fk, ref))
         for phase in (pks, second, fks):
             self._run_parallel(phase)
 
@@ -489,7 +491,10 @@ class Publisher:
                     f"create table {target} (like {plan.staged}) "
                     f"partition by list ({quote_ident(PARTITION_COLUMN)})"
                 )
-                self._attach(plan)
+                if plan.partition_value is None:  # no rows yet: the table, no partition
+                    ex(f"drop table {plan.staged}")
+                else:
+                    self._attach(plan)
             self._grant(plan.target, policy.get(plan.schema, []))
             return
         for name, pg_type in plan.add_columns:
@@ -499,6 +504,42 @@ class Publisher:
         else:
             cols = ", ".join(quote_ident(c) for c in plan.column_names)
             ex(f"insert into {target} ({cols}) select {cols} from {plan.staged}")
+        self._restore_foreign_keys(plan)
+
+    def _restore_foreign_keys(self, plan: TablePlan) -> None:
+        """Re-declare the appended table's missing foreign keys (``NOT VALID``, as when built).
+
+        Dropping a dimension with CASCADE (by hand, or a restore of one table) silently drops
+        the facts' foreign keys; an incremental run only appends to the facts, so without
+        this they stayed missing until a ``--full-refresh``. Runs inside the swap, after the
+        dimensions are in place.
+        """
+        declared = self.keys.get(plan.target, TableKeys()).foreign_keys
+        if not declared:
+            return
+        present = {
+            tuple(r[0])
+            for r in self.conn.execute(
+                "select array(select a.attname from unnest(k.conkey) with ordinality as u(n, i) "
+                "join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i) "
+                "from pg_constraint k where k.contype = 'f' and k.conrelid = to_regclass(%s)",
+                (qualified(plan.target),),
+            ).fetchall()
+        }
+        for fk in declared:
+            if tuple(fk.columns) in present or not set(fk.columns) <= set(plan.column_names):
+                continue
+            if not (self.wh.table_exists(fk.ref_table) and self._primary_key(fk.ref_table)):
+                continue
+            self.conn.execute(
+                _foreign_key_sql(qualified(plan.target), plan.name, fk, qualified(fk.ref_table))
+            )
+            log.info(
+                "restored foreign key %s(%s) -> %s",
+                plan.target,
+                ", ".join(fk.columns),
+                fk.ref_table,
+            )
 
     def _attach(self, plan: TablePlan) -> None:
         ex = self.conn.execute
@@ -644,3 +685,13 @@ def _is_driver_error(exc: BaseException) -> bool:
 
 
 __all__ = ["Publisher", "TablePlan"]
+
+
+def _foreign_key_sql(table: str, name: str, fk: ForeignKey, ref: str) -> str:
+    """``ALTER TABLE`` adding ``fk`` unvalidated: the model tests already proved it holds."""
+    return (
+        f"alter table {table} add constraint "
+        f"{quote_ident(_ident(name + '_' + '_'.join(fk.columns) + '_fkey'))} "
+        f"foreign key ({', '.join(quote_ident(c) for c in fk.columns)}) references "
+        f"{ref} ({', '.join(quote_ident(c) for c in fk.ref_columns)}) not valid"
+    )

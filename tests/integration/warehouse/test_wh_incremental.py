@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from tests.integration.warehouse.wh_helpers import PgDatabase, open_postgres
 
@@ -146,6 +147,26 @@ def test_postgres_keeps_foreign_keys_while_upserting_dimensions(pg_wh: Warehouse
         "and conrelid = 'core.fct_sales'::regclass",
     )
     assert fact_pk == [(1,)]
+
+
+@pytest.mark.postgres
+def test_postgres_restores_a_foreign_key_dropped_with_its_dimension(pg_wh: Warehouse) -> None:
+    """``drop table core.dim_customer cascade`` drops the fact's foreign key too; the next
+    incremental run (which only appends facts) declares it again."""
+    wh = pg_wh
+    wh.init_schema()
+    run(wh, "(1, 'Ann', 'UK', 1)", "(10, 1, 5.0)", T1)
+    admin = psycopg.connect(wh.target.conninfo(), autocommit=True)  # type: ignore[attr-defined]
+    admin.execute("drop table core.dim_customer cascade")
+    fks = "select confrelid::regclass::text, convalidated from pg_constraint where contype = 'f'"
+    assert rows(wh, fks) == []
+    second = run(wh, "(1, 'Ann', 'UK', 1), (2, 'Bo', 'FR', 1)", "(10, 1, 5.0), (11, 2, 1.0)", T2)
+    assert second.mode["core.fct_sales"] == "new_rows"
+    assert rows(wh, fks) == [("core.dim_customer", False)]  # NOT VALID, as when first built
+    assert rows(wh, "select count(*) from core.fct_sales") == [(2,)]
+    # Enforced from now on: a fact row without its customer is refused.
+    with admin, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        admin.execute("insert into core.fct_sales values (99, 42, 1.0)")
 
 
 @pytest.mark.postgres

@@ -102,6 +102,27 @@ def test_env_var_without_default_must_be_set(
     assert "sources.sales.path" in str(exc.value)
 
 
+def test_commands_reading_only_the_warehouse_need_no_source_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ORDERS_DB", raising=False)
+    write(
+        tmp_path,
+        MINIMAL
+        + "  orders:\n    type: database\n    url: ${ORDERS_DB}\n    table: orders\n"
+        + "    layout: online_retail\n    dataset: orders\n"
+        + "profiles:\n  prod:\n    sources:\n      orders: {batch_size: 10}\n",
+    )
+    with pytest.raises(ConfigError, match="ORDERS_DB"):
+        load_project(tmp_path)  # a run needs it: named as before
+    for profile in ("dev", "prod"):
+        loaded = load_project(tmp_path, profile=profile, sources_optional=True)
+        assert set(loaded.settings.sources) == {"sales"}  # the unresolvable one is left out
+    monkeypatch.setenv("ORDERS_DB", "postgresql://db.example:5432/shop")
+    loaded = load_project(tmp_path, profile="prod", sources_optional=True)
+    assert loaded.settings.sources["orders"].batch_size == 10
+
+
 def test_retailhub_env_overrides_nested_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

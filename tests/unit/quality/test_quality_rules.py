@@ -103,6 +103,52 @@ def test_key_uniqueness_with_where_only_checks_selected_rows(con, run):
     assert out.quarantined_rows == 0  # metric only
 
 
+def test_uniqueness_fails_keys_published_by_earlier_runs(con, run):
+    """A key is unique over the dataset: a new file repeating a published key is quarantined
+    (the earlier file named), whereas a key new to the dataset keeps its first batch copy."""
+    con.execute(
+        "CREATE TABLE history AS SELECT * FROM (VALUES "
+        "('1', 'A', 1, 1.0, 10::BIGINT, 'UK', 'old.csv', 2::BIGINT), "
+        "('2', 'A', 1, 1.0, NULL::BIGINT, 'UK', 'old.csv', 3::BIGINT)) "
+        "AS t(invoice_no, stock_code, quantity, unit_price, customer_id, country, "
+        "_source_file, _line)"
+    )
+    orders(
+        con,
+        [
+            ("1", "A", 5, 1.0, 10, "UK"),  # line 2: key (1, A) was published
+            ("3", "A", 1, 1.0, 10, "UK"),  # line 3: new key, first copy kept
+            ("3", "A", 2, 1.0, 10, "UK"),  # line 4: repeats line 3
+            ("2", "A", 1, 1.0, None, "UK"),  # line 5: exact copy of a published row
+        ],
+        files=["new.csv"] * 4,
+    )
+    out = run(
+        """
+        rules:
+          - {name: key, kind: uniqueness, columns: [invoice_no, stock_code], action: quarantine}
+          - {name: copy, kind: uniqueness, columns: "*", action: quarantine}
+        """,
+        reference_tables={"ds": "history"},
+    )
+    assert (result(out, "key").failing_rows, result(out, "copy").failing_rows) == (3, 1)
+    reasons = dict(con.execute("SELECT _line, reasons FROM quarantine").fetchall())
+    assert reasons[2] == [
+        "key: duplicate key (invoice_no = '1', stock_code = 'A') first seen at old.csv:2 "
+        "(published by an earlier run)"
+    ]
+    assert reasons[4] == [
+        "key: duplicate key (invoice_no = '3', stock_code = 'A') first seen at new.csv:3"
+    ]
+    assert reasons[5] == [
+        "key: duplicate key (invoice_no = '2', stock_code = 'A') first seen at old.csv:3 "
+        "(published by an earlier run)",
+        "copy: duplicate of row at old.csv:3 (published by an earlier run)",
+    ]
+    assert (out.accepted_rows, out.quarantined_rows) == (1, 3)
+    assert con.execute("SELECT _line FROM accepted").fetchall() == [(3,)]
+
+
 def test_validity_null_passes_and_reason_shows_referenced_values(con, run):
     orders(
         con,

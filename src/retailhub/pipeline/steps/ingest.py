@@ -11,6 +11,7 @@ from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
 from retailhub.sources import InputUnit, SourceState, build_source
 from retailhub.sources.landing import land
+from retailhub.sources.layout import get_layout
 from retailhub.warehouse.ledger import Ledger
 
 
@@ -28,12 +29,19 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
+    layout = get_layout(cfg.layout, ctx.project.root)
+
+    def check_columns(unit: InputUnit, columns: list[str]) -> None:
+        if not layout.is_pass_through:
+            layout.resolve(columns, cfg.columns, source=name, origin=unit.uri)
+
     landed = land(
         ctx.con,
         source,
         units,
         table,
         progress=lambda rows: ctx.progress.task_advanced(task.name, rows),
+        check_columns=check_columns,
     )
     watermark = source.new_watermark() if landed else None
     rows = sum(u.rows for u in landed)

@@ -46,17 +46,17 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 f"(select *, '{ctx.run_id}' as _run_id from {accepted})"
             )
             batch.adoptable[f"raw.{dataset}"] = StagedTable(accepted, {"_run_id": ctx.run_id})
-        if p["quarantined_rows"] and table_exists(ctx, quarantined):
-            batch.append[f"quarantine.{dataset}"] = quarantined
-            lineage.append(
-                _edge(
-                    ctx.run_id,
-                    f"raw.{dataset}",
-                    f"quarantine.{dataset}",
-                    p["quarantined_rows"],
-                    now,
-                )
-            )
+        target = f"quarantine.{dataset}"
+        if not table_exists(ctx, quarantined):
+            continue
+        if not p["quarantined_rows"]:
+            # Created empty on the first run, so a query or dashboard of it works before the
+            # first bad row arrives; later clean runs add nothing (no empty partitions).
+            if not ctx.warehouse.table_exists(target):
+                batch.append[target] = quarantined
+            continue
+        batch.append[target] = quarantined
+        lineage.append(_edge(ctx.run_id, f"raw.{dataset}", target, p["quarantined_rows"], now))
     published: dict[str, int] = {}
     for step in (TRANSFORM, ANALYTICS):
         out = ctx.payload(step)

@@ -36,8 +36,10 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             continue
         cfg = ctx.settings.sources[source]
         columns = [r[0] for r in ctx.con.execute(f"describe {landing}").fetchall()]
-        layout = get_layout(cfg.layout)
-        parts.append(layout.staging_sql(landing, columns, cfg.columns, cfg.date_format))
+        layout = get_layout(cfg.layout, ctx.project.root)
+        parts.append(
+            layout.staging_sql(landing, columns, cfg.columns, cfg.date_format, source=source)
+        )
     if not parts:
         # Nothing new arrived (every file already ingested): there is no batch to judge, and
         # a re-run on unchanged inputs must be a no-op, not a volume failure.

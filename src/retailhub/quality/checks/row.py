@@ -114,12 +114,19 @@ def uniqueness_check(
     schema: Mapping[str, str],
     *,
     staged: str,
+    history: str | None = None,
 ) -> RowCheck:
     """Later copies of a key fail; the first by (file, line) is kept and named in the reason.
 
+    A key is unique over the whole dataset, not just this run's batch: with ``history`` (the
+    relation of the rows accepted by earlier runs) a batch row whose key was published before
+    fails too, naming the earlier file and line. Otherwise a corrected re-export repeating
+    Superstore's Row IDs would pass the gate and break the star schema's key instead.
+
     NULL equals NULL here (as in GROUP BY), so two rows with the same missing customer are
     duplicates, which is what "exact duplicate row" means; ``*`` also compares ``_type_errors``
-    so two different unparseable values are not taken for copies of each other.
+    so two different unparseable values are not taken for copies of each other (published rows
+    carry none: they compare as an empty list).
 
     Why not one wide window: ``row_number() OVER (PARTITION BY <all columns> ...)`` sorts every
     row and all its columns by every key column (23 s for 10M rows on 2 cores). Instead the
@@ -129,8 +136,10 @@ def uniqueness_check(
     repeats: the result stays exact, a hash collision only adds a candidate. Rows are matched
     back by the staged table's ``rowid``.
     """
-    keys = ", ".join([ident(c) for c in columns] + ([TYPE_ERRORS] if star else []))
+    key_names = [ident(c) for c in columns] + ([TYPE_ERRORS] if star else [])
+    keys = ", ".join(key_names)
     only = f" WHERE coalesce(({where}), false)" if where else ""
+    and_only = f" AND coalesce(({where}), false)" if where else ""
     hashes, dups = f"__rh_h{index}", f"__rh_u{index}"
     repeated = f"hash({keys}) IN (SELECT h FROM {hashes})"
     candidates = f"coalesce(({where}), false) AND {repeated}" if where else repeated
@@ -141,6 +150,32 @@ def uniqueness_check(
             f"{_prefix(info)} || 'duplicate key (' || {assignments(columns, schema)} "
             f"|| ') first seen at ' || __rh_d{index}"
         )
+    in_batch = (
+        f"SELECT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p "
+        f"FROM (SELECT hash({keys}) AS h FROM {staged}{only}) AS __rh_k) AS __rh_l "
+        "WHERE h = p"
+    )
+    rows = (
+        f"SELECT rowid AS rid, {keys}, 1 AS __rh_new, {ORDER}, {_FIRST_SEEN} AS __rh_at "
+        f"FROM {staged} WHERE {candidates}"
+    )
+    if history is not None:
+        # Published rows, typed as the batch, carry no type errors.
+        published = [f"CAST({ident(c)} AS {schema[c]}) AS {ident(c)}" for c in columns]
+        published += [f"[]::VARCHAR[] AS {TYPE_ERRORS}"] if star else []
+        published_keys = ", ".join(published[: len(key_names)])
+        in_history = (
+            f"SELECT {published_keys}, _source_file, _line FROM {history} WHERE true{and_only}"
+        )
+        in_batch = (
+            f"{in_batch} UNION SELECT hash({keys}) FROM ({in_history}) AS __rh_o "
+            f"WHERE hash({keys}) IN (SELECT hash({keys}) FROM {staged}{only})"
+        )
+        rows += (
+            f" UNION ALL SELECT NULL, {keys}, 0, {ORDER}, "
+            f"{_FIRST_SEEN} || ' (published by an earlier run)' FROM ({in_history}) AS __rh_o "
+            f"WHERE hash({keys}) IN (SELECT h FROM {hashes})"
+        )
     return RowCheck(
         info=info,
         index=index,
@@ -150,13 +185,12 @@ def uniqueness_check(
         what="repeat an earlier row" if star else "repeat an earlier key",
         sample_columns=list(columns),
         ctes=[
-            f"{hashes} AS (SELECT h FROM (SELECT h, lag(h) OVER (ORDER BY h) AS p "
-            f"FROM (SELECT hash({keys}) AS h FROM {staged}{only}) AS __rh_k) AS __rh_l "
-            "WHERE h = p)",
-            f"{dups} AS (SELECT rid, first_seen FROM (SELECT rowid AS rid, "
-            f"row_number() OVER w AS rn, first_value({_FIRST_SEEN}) OVER w AS first_seen "
-            f"FROM {staged} WHERE {candidates} "
-            f"WINDOW w AS (PARTITION BY {keys} ORDER BY {ORDER})) WHERE rn > 1)",
+            f"{hashes} AS ({in_batch})",
+            f"{dups} AS (SELECT rid, first_seen FROM (SELECT rid, "
+            f"row_number() OVER w AS rn, first_value(__rh_at) OVER w AS first_seen "
+            f"FROM ({rows}) AS __rh_c "
+            f"WINDOW w AS (PARTITION BY {keys} ORDER BY __rh_new, {ORDER})) "
+            "WHERE rn > 1 AND rid IS NOT NULL)",
         ],
         joins=[f"LEFT JOIN {dups} ON __rh_s.rowid = {dups}.rid"],
         base_items=[
