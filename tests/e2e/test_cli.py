@@ -42,6 +42,8 @@ def test_help_teaches_and_version_prints() -> None:
         sub = cli(command, "--help")
         assert sub.returncode == 0, command
         assert "Usage" in sub.stdout
+        assert "<bool>" not in sub.stdout, command  # a flag takes no value
+    assert "--full-refresh " in cli("run", "--help").stdout
     assert cli("runs", "show", "--help").returncode == 0
     version = cli("--version")
     assert version.returncode == 0

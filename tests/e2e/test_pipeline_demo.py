@@ -129,6 +129,9 @@ def test_rerun_on_same_inputs_is_a_no_op(demo_project: Path) -> None:
     assert fetch(demo_project, lineage, [second.run_id]) == [(0,)]
     assert fetch(demo_project, lineage, [first.run_id])[0][0] > 0
     assert project.run().up_to_date_with == first.run_id
+    # A run that checked no row has no quality score (it used to claim 100).
+    scores = "select quality_score from meta.pipeline_runs order by started_at"
+    assert [s is None for (s,) in fetch(demo_project, scores)] == [False, True, True]
 
 
 def test_a_run_without_new_input_rebuilds_when_the_build_would_differ(

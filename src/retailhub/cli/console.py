@@ -181,8 +181,11 @@ def render_report(report: RunReport) -> None:
 
 
 def _num(v: Any) -> str:
+    """A metric as a person reads it: ``0.9951``, and counts as ``10,000,000``, not ``1e+07``."""
     if v is None:
         return ""
+    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
+        return f"{int(v):,}"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 

@@ -19,6 +19,27 @@ from retailhub.errors import EXIT_RUNTIME, RetailhubError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+def _hide_flag_types() -> None:
+    """Show ``--full-refresh`` in help as a flag, not as ``--full-refresh <bool>``.
+
+    Typer 0.29 prints every option's type, flags included, which reads as if the flag wanted a
+    value. Options with their own metavar, and every non-flag, are shown as before.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 app = typer.Typer(
     name="retailhub",
     help=(

@@ -310,16 +310,13 @@ def _totals(report: RunReport) -> dict[str, Any]:
     if not report.datasets:
         return {}
     total_in = sum(d.input_rows for d in report.datasets)
-    score = (
-        sum(d.score * d.input_rows for d in report.datasets) / total_in
-        if total_in
-        else sum(d.score for d in report.datasets) / len(report.datasets)
-    )
+    # Weighted by rows checked; a run that checked no row has no score (it used to show 100).
+    score = sum(d.score * d.input_rows for d in report.datasets) / total_in if total_in else None
     return {
         "rows_in": total_in,
         "rows_accepted": sum(d.accepted_rows for d in report.datasets),
         "rows_quarantined": sum(d.quarantined_rows for d in report.datasets),
-        "quality_score": round(score, 3),
+        "quality_score": round(score, 3) if score is not None else None,
     }
 
 

@@ -7,7 +7,8 @@ Two login roles, neither a superuser:
 * **analyst** — read-only: USAGE on ``core`` and ``marts`` and SELECT on their tables (now
   and, through default privileges, in future). Without USAGE on ``raw``, ``quarantine``,
   ``meta`` and the staging schema it cannot reach raw personal data, rejected rows or the
-  ledger, whatever table-level grants might exist.
+  ledger, whatever table-level grants might exist. Init revokes PUBLIC's default TEMPORARY
+  privilege on the database, so it cannot create temporary tables either.
 
 The administrator running init owns the schemas and the audit log, so the loader can neither
 drop a schema nor rewrite the audit trail. Role names are recorded in ``meta.warehouse_roles``
@@ -70,6 +71,9 @@ def init_warehouse(
                     report.created_roles.append(role)
             _grant(conn, report, f"connect, temporary on database {quote_ident(db)}", roles.loader)
             _grant(conn, report, f"connect on database {quote_ident(db)}", roles.analyst)
+            # Every role gets TEMP through PUBLIC by default: the analyst could create tables
+            # (temporary ones, but writes all the same). Only the loader keeps it, granted above.
+            conn.execute(f"revoke temporary on database {quote_ident(db)} from public")
             for schema in LOADER_SCHEMAS:
                 if not _exists(conn, "select 1 from pg_namespace where nspname = %s", schema):
                     conn.execute(f"create schema {quote_ident(schema)}")
@@ -110,6 +114,15 @@ def init_warehouse(
                         detail=f"select from {roles.analyst}: personal values in clear",
                     )
                     for table in report.withheld
+                ]
+                + [
+                    audit.entry(
+                        "revoke",
+                        f"database {db}",
+                        role=admin,
+                        run_id=run_id,
+                        detail="temporary from public (the loader keeps it by its own grant)",
+                    )
                 ]
             )
             copy_rows(conn, audit.AUDIT_TABLE, entries)

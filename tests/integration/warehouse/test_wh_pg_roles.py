@@ -105,6 +105,7 @@ def test_analyst_reads_core_and_marts_only(pg_db: PgDatabase, tmp_path: Path) ->
         assert denied(conn, "create table core.mine (id int)")
         assert denied(conn, "drop table core.dim_x")
         assert denied(conn, "truncate marts.mart_x")
+        assert denied(conn, "create temp table scratch (id int)")  # PUBLIC's TEMP revoked
     # A later publish swaps in new tables: the analyst keeps reading them.
     publish_as_loader(pg_db, tmp_path, "run-2")
     with psycopg.connect(analyst.conninfo(), autocommit=True) as conn:

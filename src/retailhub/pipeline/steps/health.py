@@ -10,9 +10,7 @@ from __future__ import annotations
 from retailhub.errors import ConfigError
 from retailhub.pipeline.context import WORK, RunContext, TaskOutput
 from retailhub.pipeline.plan import Task, datasets_of, referenced_datasets
-from retailhub.pipeline.relations import empty_dataset_sql
-from retailhub.quality.binding import bind_rules, relation_schema
-from retailhub.quality.compiler import TYPE_ERRORS, Reference, compile_quality
+from retailhub.quality.binding import validate_rules
 from retailhub.sources import build_source
 from retailhub.sources.layout import PASS_THROUGH, get_layout
 
@@ -49,38 +47,14 @@ def check_rules(ctx: RunContext) -> None:
         dataset: ctx.settings.sources[names[0]].layout
         for dataset, names in datasets_of(ctx.settings).items()
     }
-    tables: dict[str, str] = {}
-
-    def empty(dataset: str) -> str:
-        if dataset not in tables:
-            tables[dataset] = f"__rh_preflight_{len(tables)}"
-            ctx.con.execute(
-                f"create or replace temp table {tables[dataset]} as "
-                f"select *, cast(null as varchar[]) as {TYPE_ERRORS} "
-                f"from ({empty_dataset_sql(layouts[dataset], ctx.project.root)})"
-            )
-        return tables[dataset]
-
-    try:
-        for dataset, layout in layouts.items():
-            rules = ctx.settings.quality.for_dataset(dataset, layout)
-            refs = referenced_datasets(ctx.settings, dataset) & set(layouts)
-            if (
-                layout == PASS_THROUGH
-                or not rules.rules
-                or any(layouts[r] == PASS_THROUGH for r in refs)
-            ):
-                continue
-            staged = empty(dataset)
-            references = {r: Reference(empty(r), relation_schema(ctx.con, empty(r))) for r in refs}
-            compiled = compile_quality(
-                dataset,
-                rules,
-                relation_schema(ctx.con, staged),
-                references=references,
-                staged=staged,
-            )
-            bind_rules(ctx.con, compiled, staged)
-    finally:
-        for table in tables.values():
-            ctx.con.execute(f"drop table if exists {table}")
+    columns = {
+        dataset: {c.name: c.type for c in get_layout(layout, ctx.project.root).columns}
+        for dataset, layout in layouts.items()
+        if layout != PASS_THROUGH
+    }
+    for dataset, layout in layouts.items():
+        rules = ctx.settings.quality.for_dataset(dataset, layout)
+        refs = referenced_datasets(ctx.settings, dataset) & set(layouts)
+        if dataset not in columns or not rules.rules or not refs <= set(columns):
+            continue
+        validate_rules(dataset, rules, columns[dataset], {r: columns[r] for r in refs})
