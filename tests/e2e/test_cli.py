@@ -254,6 +254,20 @@ def test_reading_the_warehouse_needs_no_source_variable(small_project: Path) -> 
     assert "RH_TEST_UNSET_ERP_URL" in result.stderr and "sources.erp.url" in result.stderr
 
 
+def test_query_of_a_wide_table_cuts_no_value(small_project: Path) -> None:
+    """Thirty columns do not fit across 200 characters: each row becomes a block of
+    ``column  value`` lines (as psql's \\x) instead of cells cut to '…'."""
+    sql = "select * from core.fct_sales order by sales_key limit 2"
+    result = cli("query", "-p", str(small_project), sql)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    assert "row 1" in result.stdout and "row 2" in result.stdout
+    (expected,) = fetch(small_project, "select max(product_id) from (" + sql + ")")
+    assert "│ product_id " in result.stdout and f" {expected[0]} " in result.stdout
+    narrow = cli("query", "-p", str(small_project), "select 1 as a, 2 as b")
+    assert "row 1" not in narrow.stdout and "┃ a" in narrow.stdout  # narrow: a table
+
+
 def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None:
     """Each used to end in a Python exception name with exit 3."""
     afile = tmp_path / "afile"

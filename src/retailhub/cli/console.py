@@ -213,13 +213,13 @@ def render_rows(
     out.print(t)
 
 
-def render_record(record: dict[str, Any], title: str | None = None) -> None:
+def render_record(record: dict[str, Any], title: str | None = None, *, exact: bool = False) -> None:
     """One record as ``field  value`` lines (a row with many columns does not fit across)."""
     t = Table(title=title, title_justify="left", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold")
     for key, value in record.items():
-        t.add_row(str(key), _readable(value, key))
+        t.add_row(str(key), _exact(value) if exact else _readable(value, key))
     out.print(t)
 
 
@@ -274,5 +274,20 @@ def render_query(result: QueryResult, fmt: str) -> None:
         w.writerow(result.columns)
         w.writerows(result.rows)
         sys.stdout.write(buf.getvalue())
+    elif _table_width(result) > out.width and len(result.columns) > 1:
+        # Too wide to show without cutting values to '…': one block per row, as psql's \x.
+        for i, row in enumerate(result.rows, start=1):
+            render_record(dict(zip(result.columns, row, strict=True)), f"row {i}", exact=True)
+        if not result.rows:
+            out.print("(none)")
     else:
         render_rows([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+
+
+def _table_width(result: QueryResult) -> int:
+    """Characters a table of ``result`` needs for no value to be cut (borders included)."""
+    widths = [
+        max([len(str(c)), *(len(_exact(r[i])) for r in result.rows)])
+        for i, c in enumerate(result.columns)
+    ]
+    return sum(widths) + 3 * len(widths) + 1
