@@ -190,8 +190,8 @@ def _scd2(
         )
         return out
     if pseudonym_key is not None and pseudonymise.is_analyst_facing(dimension):
-        previous = pseudonymise.pseudonymised_if_clear(
-            previous, _columns(con, previous), pseudonym_key
+        previous = pseudonymise.pseudonymised(
+            previous, _columns(con, previous), pseudonym_key, keep_pseudonyms=True
         )
     excluded = set(SCD_DIMENSIONS[dimension]) | set(pk) | set(SCD_COLUMNS)
     prev_cols = set(_columns(con, previous))

@@ -591,9 +591,16 @@ class Publisher:
         self.merge_counts[plan.target] = (inserted, updated, max(deleted, 0))
 
     def _with_merge_audit(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Audit rows for what only the merge knows: members updated, inserted, deleted."""
+        """Audit rows for what only the merge knows: members updated, inserted, deleted. A
+        merged table was not replaced, so its ``replace`` row (planned before the publish
+        chose to merge) is dropped."""
         if table != audit.AUDIT_TABLE or not self.merge_counts:
             return records
+        records = [
+            r
+            for r in records
+            if not (r["operation"] == "replace" and r["object_name"] in self.merge_counts)
+        ]
         role = records[0].get("db_role") if records else None
         run_id = records[0].get("run_id") if records else None
         extra = []

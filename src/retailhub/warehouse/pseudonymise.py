@@ -82,30 +82,30 @@ def hmac_sql(column_sql: str, key: bytes, column: str) -> str:
     return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode({value}))))"
 
 
-def pseudonymised(relation: str, columns: Sequence[str], key: bytes) -> str:
-    """A relation (subquery) equal to ``relation`` with its personal columns pseudonymised."""
-    personal = personal_columns(columns)
-    if not personal:
-        return relation
-    replaced = ", ".join(f"{hmac_sql(_q(c), key, c)} as {_q(c)}" for c in personal)
-    return f"(select * replace ({replaced}) from {relation})"
+def pseudonymised(
+    relation: str, columns: Sequence[str], key: bytes, *, keep_pseudonyms: bool = False
+) -> str:
+    """A relation (subquery) equal to ``relation`` with its personal columns pseudonymised.
 
-
-def pseudonymised_if_clear(relation: str, columns: Sequence[str], key: bytes) -> str:
-    """Like :func:`pseudonymised`, but a value that already is a pseudonym is kept.
-
-    For tables that carry earlier runs' rows — the SCD2 histories — written before the key was
-    set: their old versions hold names in clear, their later ones pseudonyms. Hashing every
-    value again would turn the pseudonyms into hashes of hashes.
+    ``keep_pseudonyms`` keeps a value that already is a pseudonym, for tables that carry
+    earlier runs' rows — the SCD2 histories — written before the key was set: their old
+    versions hold names in clear, their later ones pseudonyms, and hashing every value again
+    would turn the pseudonyms into hashes of hashes.
     """
     personal = personal_columns(columns)
     if not personal:
         return relation
-    replaced = ", ".join(
-        f"case when regexp_matches(cast({_q(c)} as varchar), '{PSEUDONYM_PATTERN}') "
-        f"then {_q(c)} else {hmac_sql(_q(c), key, c)} end as {_q(c)}"
-        for c in personal
-    )
+
+    def value(c: str) -> str:
+        hashed = hmac_sql(_q(c), key, c)
+        if not keep_pseudonyms:
+            return hashed
+        return (
+            f"case when regexp_matches(cast({_q(c)} as varchar), '{PSEUDONYM_PATTERN}') "
+            f"then {_q(c)} else {hashed} end"
+        )
+
+    replaced = ", ".join(f"{value(c)} as {_q(c)}" for c in personal)
     return f"(select * replace ({replaced}) from {relation})"
 
 

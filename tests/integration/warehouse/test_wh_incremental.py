@@ -204,7 +204,6 @@ def test_postgres_audits_upserts_and_deleted_members(pg_wh: Warehouse) -> None:
     )
     assert entries == [
         ("delete", "core.dim_customer", 1, "members absent from the new build"),
-        ("replace", "core.dim_customer", None, None),
         ("upsert", "core.dim_customer", 1, "0 inserted, 1 updated by primary key"),
     ]
     assert rows(wh, "select customer_key from core.dim_customer order by 1") == [(1,), (2,)]

@@ -67,7 +67,7 @@ def test_key_comes_from_the_environment_and_must_be_long_enough() -> None:
         ps.key_from_env({ps.KEY_ENV: "short"})
 
 
-def test_pseudonymised_if_clear_hashes_clear_values_only() -> None:
+def test_keep_pseudonyms_hashes_clear_values_only() -> None:
     """An SCD2 history mixes versions from before the key (clear) and after (pseudonyms)."""
     key = b"0123456789abcdef-history"
     done = ps.pseudonym("Ann Lee", key)
@@ -76,7 +76,7 @@ def test_pseudonymised_if_clear_hashes_clear_values_only() -> None:
         "create table h as select * from (values (1, 'Ann Lee', ' ANN@X.ORG'), "
         f"(2, '{done}', NULL), (3, NULL, 'b@y.com')) as t(id, customer_name, email)"
     )
-    relation = ps.pseudonymised_if_clear("h", ["id", "customer_name", "email"], key)
+    relation = ps.pseudonymised("h", ["id", "customer_name", "email"], key, keep_pseudonyms=True)
     rows = con.execute(f"select * from {relation} order by id").fetchall()
     assert rows == [
         (1, done, ps.pseudonym("ann@x.org", key, "email")),
