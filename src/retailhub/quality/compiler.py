@@ -244,7 +244,7 @@ def compile_quality(
     *,
     references: Mapping[str, Reference],
     staged: str,
-    history: str | None = None,
+    history: Reference | None = None,
 ) -> CompiledQuality:
     """Parse every rule of ``dataset`` once into checks; raise ConfigError on a wrong column.
 
@@ -292,7 +292,14 @@ def compile_quality(
             keys = columns if star else [need(name, c) for c in rule.columns]
             info.column = None if star else ", ".join(keys)
             check = uniqueness_check(
-                info, index, keys, star, where, schema, staged=staged, history=history
+                info,
+                index,
+                keys,
+                star,
+                where,
+                schema,
+                staged=staged,
+                history=(history.relation, history.schema) if history else None,
             )
         elif isinstance(rule, ValidityRule):
             check = validity_check(info, index, rule.expression, where, schema)

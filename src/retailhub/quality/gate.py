@@ -110,7 +110,7 @@ def run_quality(
             schema,
             references=references,
             staged=source,
-            history=ctx.reference_tables.get(dataset),
+            history=_history(con, ctx.reference_tables.get(dataset)),
         )
         bind_rules(con, compiled, source)
 
@@ -171,6 +171,10 @@ def run_quality(
         len(outcome.blocking_failures),
     )
     return outcome
+
+
+def _history(con: duckdb.DuckDBPyConnection, relation: str | None) -> Reference | None:
+    return Reference(relation, relation_schema(con, relation)) if relation else None
 
 
 def raise_for_gate(outcomes: Iterable[QualityOutcome]) -> None:

@@ -149,6 +149,28 @@ def test_uniqueness_fails_keys_published_by_earlier_runs(con, run):
     assert con.execute("SELECT _line FROM accepted").fetchall() == [(3,)]
 
 
+def test_uniqueness_against_a_history_without_a_newer_column(con, run):
+    """A layout that gained a column: the published rows lack it, and count as NULL in it."""
+    con.execute(
+        "CREATE TABLE history AS SELECT '1' AS invoice_no, 'A' AS stock_code, 1 AS quantity, "
+        "1.0 AS unit_price, 10::BIGINT AS customer_id, "
+        "'old.csv' AS _source_file, 2::BIGINT AS _line"
+    )
+    orders(
+        con,
+        [
+            ("1", "A", 1, 1.0, 10, None),  # line 2: as published (country unknown)
+            ("1", "A", 1, 1.0, 10, "UK"),  # line 3: differs in the new column
+        ],
+    )
+    out = run(
+        'rules: [{name: copy, kind: uniqueness, columns: "*", action: quarantine}]',
+        reference_tables={"ds": "history"},
+    )
+    assert result(out, "copy").failing_rows == 1
+    assert con.execute("SELECT _line FROM quarantine").fetchall() == [(2,)]
+
+
 def test_validity_null_passes_and_reason_shows_referenced_values(con, run):
     orders(
         con,

@@ -114,14 +114,16 @@ def uniqueness_check(
     schema: Mapping[str, str],
     *,
     staged: str,
-    history: str | None = None,
+    history: tuple[str, Mapping[str, str]] | None = None,
 ) -> RowCheck:
     """Later copies of a key fail; the first by (file, line) is kept and named in the reason.
 
     A key is unique over the whole dataset, not just this run's batch: with ``history`` (the
-    relation of the rows accepted by earlier runs) a batch row whose key was published before
-    fails too, naming the earlier file and line. Otherwise a corrected re-export repeating
-    Superstore's Row IDs would pass the gate and break the star schema's key instead.
+    relation of the rows accepted by earlier runs, and its column types) a batch row whose
+    key was published before fails too, naming the earlier file and line. Otherwise a
+    corrected re-export repeating Superstore's Row IDs would pass the gate and break the star
+    schema's key instead. A column the history lacks (a layout that gained one) counts as
+    NULL there, as it will once published.
 
     NULL equals NULL here (as in GROUP BY), so two rows with the same missing customer are
     duplicates, which is what "exact duplicate row" means; ``*`` also compares ``_type_errors``
@@ -161,7 +163,11 @@ def uniqueness_check(
     )
     if history is not None:
         # Published rows, typed as the batch, carry no type errors.
-        published = [f"CAST({ident(c)} AS {schema[c]}) AS {ident(c)}" for c in columns]
+        history, history_schema = history
+        published = [
+            f"CAST({ident(c) if c in history_schema else 'NULL'} AS {schema[c]}) AS {ident(c)}"
+            for c in columns
+        ]
         published += [f"[]::VARCHAR[] AS {TYPE_ERRORS}"] if star else []
         published_keys = ", ".join(published[: len(key_names)])
         in_history = (
