@@ -154,6 +154,16 @@ def small_project(tmp_path: Path, ran_project: Path) -> Path:
     return project
 
 
+def add_database_source(project: Path, name: str, url: str) -> None:
+    """Declare a database source ``name`` (table ``orders``, dataset ``name``) in the project."""
+    cfg = project / "retailhub.yaml"
+    source = (
+        f"  {name}:\n    type: database\n    url: {url}\n    table: orders\n"
+        f"    layout: online_retail\n    dataset: {name}\n"
+    )
+    cfg.write_text(cfg.read_text().replace("sources:\n", "sources:\n" + source, 1))
+
+
 def _bad_run(project: Path) -> subprocess.CompletedProcess[str]:
     before = table_fingerprints(project)
     result = cli("run", "-p", str(project))
@@ -234,15 +244,7 @@ def test_unknown_config_key_exits_2(small_project: Path) -> None:
 
 def test_reading_the_warehouse_needs_no_source_variable(small_project: Path) -> None:
     """`runs` and `query` used to fail when a source's ${VAR} (a database URL) was unset."""
-    cfg = small_project / "retailhub.yaml"
-    cfg.write_text(
-        cfg.read_text().replace(
-            "sources:\n",
-            "sources:\n  erp:\n    type: database\n    url: ${RH_TEST_UNSET_ERP_URL}\n"
-            "    table: orders\n    layout: online_retail\n    dataset: erp_orders\n",
-            1,
-        )
-    )
+    add_database_source(small_project, "erp", "${RH_TEST_UNSET_ERP_URL}")
     project = ["-p", str(small_project)]
     assert cli("runs", *project).returncode == 0
     query = cli(
@@ -307,16 +309,8 @@ def test_a_broken_rule_or_layout_fails_without_new_input(
 
 
 def test_unreachable_database_names_the_host(small_project: Path) -> None:
+    add_database_source(small_project, "legacy_orders", "mysql://root@127.0.0.1:1/shop")
     cfg = small_project / "retailhub.yaml"
-    cfg.write_text(
-        cfg.read_text().replace(
-            "sources:\n",
-            "sources:\n  legacy_orders:\n    type: database\n"
-            "    url: mysql://root@127.0.0.1:1/shop\n    table: orders\n"
-            "    layout: online_retail\n    dataset: legacy_orders\n",
-            1,
-        )
-    )
     cfg.write_text(
         cfg.read_text().replace(
             "runner:\n  retries: 2\n  backoff_s: 1.0", "runner:\n  retries: 1\n  backoff_s: 0.1"
