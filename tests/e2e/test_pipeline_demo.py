@@ -283,6 +283,23 @@ def test_a_new_file_repeating_published_keys_quarantines_the_repeats(demo_projec
     assert fetch(demo_project, sales) == [(before[0] + 120,)]
 
 
+def test_a_later_catalog_delivery_supersedes_the_earlier_listing(demo_project: Path) -> None:
+    """Keys that may come back (a catalog lists a product again with its new price) are
+    unique within a delivery only: the new listing passes the gate and wins in dim_product."""
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    (catalog,) = sorted((demo_project / "data" / "product_catalog").glob("*.csv"))
+    with catalog.open(newline="", encoding="utf-8-sig") as f:
+        header, first, *_ = list(csv.reader(f))
+    first[header.index("list_price")] = "999.5"
+    with (catalog.parent / "zz-price-change.csv").open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, first])
+    report = project.run()
+    assert report.exit_code == EXIT_OK, report.error
+    price = "select list_price from core.dim_product where product_id = ? and is_in_catalog"
+    assert [float(p) for (p,) in fetch(demo_project, price, [first[0]])] == [999.5]
+
+
 def test_a_changed_file_already_ingested_stops_the_run(demo_project: Path) -> None:
     """A monthly file rewritten in place once doubled every invoice in it (the history keeps
     the first version's rows); the run now stops before ingesting anything, naming the file."""

@@ -184,8 +184,10 @@ def _num(v: Any) -> str:
     """A metric as a person reads it: ``0.9951``, and counts as ``10,000,000``, not ``1e+07``."""
     if v is None:
         return ""
-    if isinstance(v, float) and v.is_integer() and abs(v) >= 1000:
-        return f"{int(v):,}"
+    if isinstance(v, float) and abs(v) >= 1000:
+        return f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -285,9 +287,16 @@ def render_query(result: QueryResult, fmt: str) -> None:
 
 
 def _table_width(result: QueryResult) -> int:
-    """Characters a table of ``result`` needs for no value to be cut (borders included)."""
+    """Characters a table of ``result`` needs for no value to be cut (borders included).
+
+    A cell wraps at spaces, so what must fit is each column's longest word: a long sentence
+    in one column does not force the row-per-block layout, thirty ids and amounts do."""
+
+    def longest_word(value: Any) -> int:
+        return max((len(w) for w in _exact(value).split()), default=0)
+
     widths = [
-        max([len(str(c)), *(len(_exact(r[i])) for r in result.rows)])
+        max([len(str(c)), *(longest_word(r[i]) for r in result.rows)])
         for i, c in enumerate(result.columns)
     ]
     return sum(widths) + 3 * len(widths) + 1

@@ -28,7 +28,9 @@ def _hide_flag_types() -> None:
     """
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # another Typer: leave its help as it is
+        return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if getattr(self, "is_flag", False) and self.metavar is None:

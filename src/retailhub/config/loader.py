@@ -80,6 +80,17 @@ def load_project(
             key="profile",
         )
     _reject_secrets(raw, path)
+    profiles = raw.get("profiles")
+    if isinstance(profiles, dict):
+        # Another profile's variables are that environment's business (STAGING_DB is not set
+        # in production): its values that use an unset one are left out of its check.
+        raw = {
+            **raw,
+            "profiles": {
+                p: body if p == profile else _without_unset(body, path, f"profiles.{p}")
+                for p, body in profiles.items()
+            },
+        }
     if sources_optional:
         raw = _without_unresolvable_sources(raw, path)
     data = expand(raw, file=str(path))
@@ -97,6 +108,26 @@ def load_project(
     return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
 
 
+_UNSET = object()
+
+
+def _without_unset(value: Any, path: Path, key: str) -> Any:
+    """``value`` without the mapping entries that use an unset ``${VAR}`` (keys stay checked
+    where their values resolve); ``_UNSET`` when ``value`` itself does not resolve."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            kept = _without_unset(v, path, f"{key}.{k}")
+            if kept is not _UNSET:
+                out[k] = kept
+        return out
+    try:
+        expand(value, file=str(path), key=key)
+    except ConfigError:
+        return _UNSET
+    return value
+
+
 def _without_unresolvable_sources(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     """``raw`` minus the sources (also in profiles) whose ``${VAR}``s are not all set.
 
@@ -104,9 +135,8 @@ def _without_unresolvable_sources(raw: dict[str, Any], path: Path) -> dict[str, 
     URL, and a command that only reads the warehouse needs no source at all.
     """
 
-    dropped: set[str] = set()
-
-    def resolvable(section: Any, key: str) -> Any:
+    def resolvable(section: Any, key: str, gone: frozenset[str] = frozenset()) -> Any:
+        """``section`` without its sources that do not expand, nor those in ``gone``."""
         if not isinstance(section, dict):
             return section
         kept = {}
@@ -114,21 +144,22 @@ def _without_unresolvable_sources(raw: dict[str, Any], path: Path) -> dict[str, 
             try:
                 expand(cfg, file=str(path), key=f"{key}.{name}")
             except ConfigError:
-                log.debug("source %s left out: a ${VAR} of it is not set", name)
-                dropped.add(name)
+                log.debug("%s.%s left out: a ${VAR} of it is not set", key, name)
                 continue
-            if name not in dropped:  # a profile's part of a source dropped from the base
+            if name not in gone:  # a profile's part of a source left out of the base
                 kept[name] = cfg
         return kept
 
     out = dict(raw)
-    if "sources" in out:
-        out["sources"] = resolvable(out["sources"], "sources")
+    base = out.get("sources")
+    if isinstance(base, dict):
+        out["sources"] = resolvable(base, "sources")
+    gone = frozenset(base or {}) - frozenset(out.get("sources") or {})
     profiles = out.get("profiles")
     if isinstance(profiles, dict):
         out["profiles"] = {
             p: (
-                {**body, "sources": resolvable(body["sources"], f"profiles.{p}.sources")}
+                {**body, "sources": resolvable(body["sources"], f"profiles.{p}.sources", gone)}
                 if isinstance(body, dict) and "sources" in body
                 else body
             )

@@ -151,10 +151,17 @@ class CompletenessRule(_DatasetRule):
 
 
 class UniquenessRule(_RowRule):
-    """No two rows share the key; ``*`` means whole-row duplicates. Later copies fail."""
+    """No two rows share the key; ``*`` means whole-row duplicates. Later copies fail.
+
+    ``across_runs`` extends the check to the rows published by earlier runs, for keys that
+    never come back (Superstore's Row ID, a whole sales line). Off by default, because for
+    other datasets a later delivery is meant to supersede an earlier one (a catalog lists a
+    product again with its new price), and the models keep the latest row.
+    """
 
     kind: Literal["uniqueness"]
     columns: Literal["*"] | Annotated[list[str], Field(min_length=1)]
+    across_runs: bool = False
 
     def default_name(self) -> str:
         if self.columns == "*":
@@ -453,8 +460,10 @@ online_retail:
   # 0.27% of rows have no Description; the stock code still identifies the product.
   - {kind: completeness, column: description, severity: warn}
   # 5,268 exact duplicate rows (0.97%): quarantine the later copies; a rise above 1% warns.
+  # Also against earlier runs: a daily file delivered again under another name would count
+  # every sale twice.
   - {name: no_exact_duplicates, kind: uniqueness, columns: "*", action: quarantine,
-     severity: warn}
+     across_runs: true, severity: warn}
   # Invoice numbers: 6 digits, prefixed C (cancellation) or A (bad-debt adjustment).
   - {name: invoice_no_format, kind: regex, column: invoice_no, pattern: '^[CA]?\d{6}$',
      action: quarantine}
@@ -500,7 +509,9 @@ superstore:
   - {kind: completeness, column: sales}
   # 11 Burlington (VT) rows have no postal code in the primary copy.
   - {kind: completeness, column: postal_code, threshold: 0.99, severity: warn}
-  - {name: row_id_unique, kind: uniqueness, columns: [row_id], action: quarantine}
+  # A Row ID never comes back: one repeating a published row is quarantined, not re-counted.
+  - {name: row_id_unique, kind: uniqueness, columns: [row_id], action: quarantine,
+     across_runs: true}
   # Row IDs 3406 and 3407 match in every other column: maybe a genuine repeat purchase, so it
   # is measured, not quarantined.
   - name: no_duplicates_ignoring_row_id

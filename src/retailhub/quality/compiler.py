@@ -251,7 +251,7 @@ def compile_quality(
     ``references`` maps each dataset a referential rule names to the relation holding its
     accepted rows. A rule referencing ``dataset`` itself also looks in ``staged`` (this batch).
     ``history`` is the relation of ``dataset``'s rows accepted by earlier runs: uniqueness
-    rules also fail a batch row whose key is already there.
+    rules with ``across_runs`` also fail a batch row whose key is already there.
     """
     schema = dict(schema)
     missing = [c for c in REQUIRED_COLUMNS if c not in schema]
@@ -299,7 +299,9 @@ def compile_quality(
                 where,
                 schema,
                 staged=staged,
-                history=(history.relation, history.schema) if history else None,
+                history=(history.relation, history.schema)
+                if history and rule.across_runs
+                else None,
             )
         elif isinstance(rule, ValidityRule):
             check = validity_check(info, index, rule.expression, where, schema)

@@ -131,9 +131,10 @@ class Layout:
                 wanted = overrides[col.name]
                 found = exact.get(wanted) or loose.get(_loose(wanted))
                 if found is None:
+                    where = origin or "the source"
                     raise ConfigError(
                         f"source {source!r}: columns.{col.name} names {wanted!r}, which is not a "
-                        f"column of the source (it has {list(candidates)})",
+                        f"column of {where} (it has {list(candidates)})",
                         key=f"sources.{source}.columns.{col.name}",
                     )
                 mapping[col.name] = found

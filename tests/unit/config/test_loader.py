@@ -106,18 +106,24 @@ def test_commands_reading_only_the_warehouse_need_no_source_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ORDERS_DB", raising=False)
+    monkeypatch.delenv("NOPE_STAGING_DIR", raising=False)
     write(
         tmp_path,
         MINIMAL
         + "  orders:\n    type: database\n    url: ${ORDERS_DB}\n    table: orders\n"
         + "    layout: online_retail\n    dataset: orders\n"
-        + "profiles:\n  prod:\n    sources:\n      orders: {batch_size: 10}\n",
+        + "profiles:\n  prod:\n    sources:\n      orders: {batch_size: 10}\n"
+        + "      sales: {path: /prod/*.csv}\n"
+        + "  staging:\n    sources:\n      sales: {path: '${NOPE_STAGING_DIR}/*.csv'}\n",
     )
     with pytest.raises(ConfigError, match="ORDERS_DB"):
         load_project(tmp_path)  # a run needs it: named as before
     for profile in ("dev", "prod"):
         loaded = load_project(tmp_path, profile=profile, sources_optional=True)
         assert set(loaded.settings.sources) == {"sales"}  # the unresolvable one is left out
+    # staging's unset variable leaves out staging's part only, not prod's.
+    prod = load_project(tmp_path, profile="prod", sources_optional=True)
+    assert prod.settings.sources["sales"].path == "/prod/*.csv"
     monkeypatch.setenv("ORDERS_DB", "postgresql://db.example:5432/shop")
     loaded = load_project(tmp_path, profile="prod", sources_optional=True)
     assert loaded.settings.sources["orders"].batch_size == 10
@@ -218,6 +224,25 @@ def test_a_typo_in_a_profile_not_selected_fails_now(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as exc:
             load_project(tmp_path, profile=profile)
         assert "'profiles.prod.runner.retires'" in str(exc.value), profile
+
+
+def test_another_profiles_variables_need_not_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production does not have STAGING_WH: a prod or dev run must not ask for it."""
+    monkeypatch.delenv("STAGING_WH", raising=False)
+    write(
+        tmp_path,
+        MINIMAL + "profiles:\n  staging:\n    warehouse: {url: '${STAGING_WH}'}\n"
+        "    runner: {retries: 7}\n",
+    )
+    assert load_project(tmp_path, profile="prod").settings.runner.retries != 7
+    with pytest.raises(ConfigError, match="STAGING_WH"):
+        load_project(tmp_path, profile="staging")
+    # The other profile's keys are still checked where their values resolve.
+    write(tmp_path, MINIMAL + "profiles:\n  staging:\n    runner: {retrys: 7}\n")
+    with pytest.raises(ConfigError, match=r"profiles\.staging"):
+        load_project(tmp_path, profile="prod")
 
 
 def test_an_environment_value_is_named_by_its_variable(

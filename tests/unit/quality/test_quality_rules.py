@@ -126,8 +126,9 @@ def test_uniqueness_fails_keys_published_by_earlier_runs(con, run):
     out = run(
         """
         rules:
-          - {name: key, kind: uniqueness, columns: [invoice_no, stock_code], action: quarantine}
-          - {name: copy, kind: uniqueness, columns: "*", action: quarantine}
+          - {name: key, kind: uniqueness, columns: [invoice_no, stock_code], action: quarantine,
+             across_runs: true}
+          - {name: copy, kind: uniqueness, columns: "*", action: quarantine, across_runs: true}
         """,
         reference_tables={"ds": "history"},
     )
@@ -147,6 +148,12 @@ def test_uniqueness_fails_keys_published_by_earlier_runs(con, run):
     ]
     assert (out.accepted_rows, out.quarantined_rows) == (1, 3)
     assert con.execute("SELECT _line FROM accepted").fetchall() == [(3,)]
+    # Without across_runs the rule judges the batch alone: a later delivery may supersede.
+    out = run(
+        "rules: [{name: key, kind: uniqueness, columns: [invoice_no, stock_code]}]",
+        reference_tables={"ds": "history"},
+    )
+    assert result(out, "key").failing_rows == 1  # only line 4, the repeat within the batch
 
 
 def test_uniqueness_against_a_history_without_a_newer_column(con, run):
@@ -164,11 +171,41 @@ def test_uniqueness_against_a_history_without_a_newer_column(con, run):
         ],
     )
     out = run(
-        'rules: [{name: copy, kind: uniqueness, columns: "*", action: quarantine}]',
+        'rules: [{name: copy, kind: uniqueness, columns: "*", action: quarantine,'
+        " across_runs: true}]",
         reference_tables={"ds": "history"},
     )
     assert result(out, "copy").failing_rows == 1
     assert con.execute("SELECT _line FROM quarantine").fetchall() == [(2,)]
+
+
+def test_uniqueness_across_runs_filters_and_casts_history_like_the_batch(con, run):
+    """The ``where`` filter may name a column the history lacks, or ``_type_errors``; a
+    history column of another type is cast, and a value that does not cast matches nothing."""
+    con.execute(
+        "CREATE TABLE history AS SELECT * FROM (VALUES "
+        "('1', 'A', 'x', 'old.csv', 2::BIGINT), ('2', 'B', '5', 'old.csv', 3::BIGINT)) "
+        "AS t(invoice_no, stock_code, quantity, _source_file, _line)"
+    )
+    orders(
+        con,
+        [
+            ("1", "A", None, 1.0, 10, "UK"),  # line 2: history's quantity 'x' is no INTEGER
+            ("2", "B", 5, 1.0, 10, "UK"),  # line 3: published as '5'
+            ("2", "B", 5, 1.0, 10, "XX"),  # line 4: not selected by the filter
+        ],
+    )
+    out = run(
+        """
+        rules:
+          - {name: key, kind: uniqueness, columns: [invoice_no, stock_code, quantity],
+             across_runs: true, where: "coalesce(country, '') <> 'XX' and len(_type_errors) = 0"}
+        """,
+        reference_tables={"ds": "history"},
+    )
+    key = result(out, "key")
+    assert (key.failing_rows, key.rows_checked) == (1, 2)
+    assert [s["line"] for s in key.sample] == [3]
 
 
 def test_validity_null_passes_and_reason_shows_referenced_values(con, run):

@@ -162,17 +162,8 @@ def uniqueness_check(
         f"FROM {staged} WHERE {candidates}"
     )
     if history is not None:
-        # Published rows, typed as the batch, carry no type errors.
-        history, history_schema = history
-        published = [
-            f"CAST({ident(c) if c in history_schema else 'NULL'} AS {schema[c]}) AS {ident(c)}"
-            for c in columns
-        ]
-        published += [f"[]::VARCHAR[] AS {TYPE_ERRORS}"] if star else []
-        published_keys = ", ".join(published[: len(key_names)])
-        in_history = (
-            f"SELECT {published_keys}, _source_file, _line FROM {history} WHERE true{and_only}"
-        )
+        published = _as_batch(history[0], history[1], schema, columns)
+        in_history = f"SELECT {keys}, {ORDER} FROM {published} AS __rh_p WHERE true{and_only}"
         in_batch = (
             f"{in_batch} UNION SELECT hash({keys}) FROM ({in_history}) AS __rh_o "
             f"WHERE hash({keys}) IN (SELECT hash({keys}) FROM {staged}{only})"
@@ -206,6 +197,30 @@ def uniqueness_check(
         kept_items=[f"CASE WHEN __rh_f{index} THEN __rh_first{index} END AS __rh_d{index}"],
         user_sql=_where_sql(where),
     )
+
+
+def _as_batch(
+    relation: str, types: Mapping[str, str], schema: Mapping[str, str], keys: Sequence[str]
+) -> str:
+    """The published rows of ``relation`` shaped like the staged batch (``schema``), so that
+    the rule's ``where`` and key bind on them as on the batch: a column they lack is NULL (a
+    layout that gained one), one of another type is cast, and they carry no type errors. A
+    row whose key value does not cast cannot equal any batch key, so it is left out."""
+    items, unequal = [], []
+    for column, type_ in schema.items():
+        name = ident(column)
+        if column == TYPE_ERRORS:
+            items.append(f"[]::VARCHAR[] AS {name}")
+        elif column not in types:
+            items.append(f"CAST(NULL AS {type_}) AS {name}")
+        elif types[column] == type_:
+            items.append(name)
+        else:
+            items.append(f"TRY_CAST({name} AS {type_}) AS {name}")
+            if column in keys:
+                unequal.append(f"({name} IS NULL OR TRY_CAST({name} AS {type_}) IS NOT NULL)")
+    where = f" WHERE {' AND '.join(unequal)}" if unequal else ""
+    return f"(SELECT {', '.join(items)} FROM {relation}{where})"
 
 
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
