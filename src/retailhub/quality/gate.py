@@ -57,7 +57,7 @@ class QualityContext:
     #: dataset -> DuckDB relation holding ALL its accepted rows (history + this batch), for
     #: referential rules. The checked dataset's own entry holds only its published history
     #: (earlier runs): its referential rules also see the staged batch, and its uniqueness
-    #: rules fail a batch row whose key is already published.
+    #: rules marked ``across_runs`` fail a batch row whose key is already published.
     reference_tables: dict[str, str] = field(default_factory=dict)
     #: (uri, modified_at) of the files landed this run, for freshness on files.
     file_times: list[tuple[str, datetime]] = field(default_factory=list)
