@@ -103,6 +103,16 @@ def test_profile_columns_by_hand(core_con) -> None:
     assert c360.loc["c02", "first_purchase_date"] == pd.Timestamp("2023-12-29")
 
 
+def test_a_line_without_customer_does_not_take_the_orders_customer_key(core_con) -> None:
+    """An order of c01 with one line whose customer id is missing (key 0, the unknown
+    member): the order and the customer keep c01's key (min() used to pick the 0)."""
+    lines = [*rfm_lines(), line("c01-o0", date(2024, 1, 30), "P2", 1, 5.0)]
+    build(core_con, CoreData(lines))
+    c360 = mart(core_con, "mart_customer_360").set_index("customer_id")
+    assert int(c360.loc["c01", "customer_key"]) == customer_key("shop", "c01")
+    assert (c360["customer_key"] != 0).all()
+
+
 def test_country_tie_is_broken_by_name(core_con) -> None:
     lines = [
         line("a1", date(2024, 1, 2), "P1", 1, 10.0, customer="t", country=2),  # France

@@ -68,7 +68,7 @@ def build_order_facts(ctx: MartContext) -> None:
                f.order_id,
                min(f.order_date) as order_date,
                min(f.customer_id) as customer_id,
-               min(f.customer_key) as customer_key,
+               min(f.customer_key) filter (where f.customer_id is not null) as customer_key,
                min(f.channel_key) as channel_key,
                min(f.geography_key) as geography_key,
                bool_or(f.is_cancellation) as is_cancellation,
