@@ -30,7 +30,7 @@ test: venv ## Run the whole test suite (what CI runs)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: venv ## Run the tests not marked slow
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 lint: venv ## ruff lint + format check
 	$(BIN)/ruff check src tests benchmarks
