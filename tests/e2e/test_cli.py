@@ -67,6 +67,9 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     rerun = cli("run", "--project", str(project))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Warehouse up to date" in rerun.stdout and "Tables published" not in rerun.stdout
+    # No row checked, no score: the dataset rows read "0 0 0 - 0/0", not a score of 100.
+    rows = [line.split("│") for line in rerun.stdout.splitlines() if "online_retail" in line]
+    assert [c.strip() for c in rows[0][2:7]] == ["0", "0", "0", "-", "0/0"]
     as_json = cli(
         "query",
         "-p",
