@@ -17,6 +17,7 @@ engine:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -37,7 +38,10 @@ def table_keys(models: Iterable[Mapping[str, Any]]) -> dict[str, TableKeys]:
     keys = {}
     for m in models:
         schema = m.get("schema") or str(m["relation"]).split(".")[-2]
-        keys[f"{schema}.{m['name']}"] = keys_from_spec(m["name"], m.get("spec") or {}, schema)
+        table = keys_from_spec(m["name"], m.get("spec") or {}, schema)
+        if m.get("primary_key"):  # a mart's grain
+            table = dataclasses.replace(table, primary_key=tuple(m["primary_key"]))
+        keys[f"{schema}.{m['name']}"] = table
     return keys
 
 

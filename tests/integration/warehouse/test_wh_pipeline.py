@@ -102,6 +102,16 @@ def test_duckdb_and_postgres_publish_identical_tables(
     # Personal columns are pseudonymised on both, identically.
     names = read_table(pg, "core.dim_customer").column("customer_name").to_pylist()
     assert all(n is None or len(n) == 64 for n in names)
+    # PostgreSQL enforces (and indexes) the grain of the marts grouped by a key.
+    keyed = pg.query(
+        "select c.conrelid::regclass::text, pg_get_constraintdef(c.oid) from pg_constraint c "
+        "where c.contype = 'p' and c.connamespace = 'marts'::regnamespace order by 1"
+    ).rows
+    assert [tuple(r) for r in keyed] == [
+        ("marts.mart_customer_360", "PRIMARY KEY (source_system, customer_key)"),
+        ("marts.mart_kpi_daily", "PRIMARY KEY (source_system, date)"),
+        ("marts.mart_product_performance", "PRIMARY KEY (source_system, product_key, month)"),
+    ]
 
 
 def test_incremental_run_loads_only_new_rows(

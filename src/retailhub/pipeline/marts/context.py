@@ -100,19 +100,29 @@ class MartContext:
             raise ModelError(f"analytics mart {what} failed: {exc}", model=what) from exc
 
     def create_mart(
-        self, name: str, select_sql: str, depends_on: tuple[str, ...]
+        self,
+        name: str,
+        select_sql: str,
+        depends_on: tuple[str, ...],
+        grain: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """``create or replace table work.marts.<name> as <select>``; the publish entry."""
+        """``create or replace table work.marts.<name> as <select>``; the publish entry.
+
+        ``grain`` names the columns the mart is grouped by: a warehouse that enforces keys
+        (PostgreSQL) makes them the primary key, so lookups by it are indexed."""
         relation = self.mart(name)
         self.execute(f"create or replace table {relation} as {select_sql}", name)
         rows = self.con.sql(f"select count(*) from {relation}").fetchall()[0][0]
-        return {
+        entry = {
             "name": name,
             "relation": relation,
             "schema": MARTS_SCHEMA,
             "rows": int(rows),
             "depends_on": list(depends_on),
         }
+        if grain:
+            entry["primary_key"] = list(grain)
+        return entry
 
     def create_mart_from_frame(
         self,

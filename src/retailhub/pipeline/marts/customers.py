@@ -114,7 +114,9 @@ def finish(
     models["customer_id"] = models["customer_id"].astype("string")
     ctx.con.register(MODEL_SCORES, models)
     try:
-        mart = ctx.create_mart(NAME, _select(ctx), _DEPENDS_ON)
+        mart = ctx.create_mart(
+            NAME, _select(ctx), _DEPENDS_ON, grain=("source_system", "customer_key")
+        )
     finally:
         ctx.con.unregister(MODEL_SCORES)
     return mart, outcomes

@@ -72,4 +72,4 @@ def build(ctx: MartContext) -> dict[str, Any]:
     left join new_customers as n using (source_system, date)
     order by d.source_system, d.date
     """
-    return ctx.create_mart(NAME, select, ("core.fct_sales",))
+    return ctx.create_mart(NAME, select, ("core.fct_sales",), grain=("source_system", "date"))

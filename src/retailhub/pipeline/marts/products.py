@@ -96,7 +96,12 @@ def build_performance(ctx: MartContext) -> dict[str, Any]:
        and ly.month = cast(c.month - interval 12 month as date)
     order by c.source_system, c.month, c.revenue_rank
     """
-    return ctx.create_mart(PERFORMANCE, select, ("core.fct_sales", "core.dim_product"))
+    return ctx.create_mart(
+        PERFORMANCE,
+        select,
+        ("core.fct_sales", "core.dim_product"),
+        grain=("source_system", "product_key", "month"),
+    )
 
 
 def build_category_trends(ctx: MartContext) -> dict[str, Any]:
