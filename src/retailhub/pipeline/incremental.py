@@ -7,7 +7,9 @@ whole of it:
 * **facts** — only rows whose primary key the warehouse does not have yet are appended (an
   anti-join of the built fact table against the warehouse's keys), so a second run with only
   new input files loads only their rows, and re-running the same inputs loads nothing. A fact
-  row already published is not revised; ``--full-refresh`` replaces every table instead.
+  row already published is not revised; ``--full-refresh`` replaces every table instead. A
+  fact table whose published keys are not all in the rebuild (a key definition or a line
+  numbering changed) is replaced in full, so no line is ever there twice.
 * **dimensions** — published whole (the adapter upserts them by primary key where facts hold
   foreign keys to them); ``dim_customer`` and ``dim_product`` also get a slowly changing
   dimension type 2 table, ``core.<dim>_history``, with ``valid_from``/``valid_to``/
@@ -96,11 +98,23 @@ def prepare(
             and table_keys.primary_key
             and warehouse.table_exists(target)
         ):
-            new = _new_fact_rows(con, warehouse, target, relation, table_keys.primary_key)
-            del batch.replace[target]
-            batch.append[target] = new
-            summary.mode[target] = "new_rows"
-            summary.rows[target] = _count(con, new)
+            existing = _existing_keys(con, warehouse, target, table_keys.primary_key)
+            stale = _keys_missing_from(con, existing, relation, table_keys.primary_key)
+            if stale:
+                log.warning(
+                    "%s: %s published rows have a key the rebuild no longer has (a key "
+                    "definition or a line numbering changed): the table is replaced in full, "
+                    "as appending would keep the old rows beside their new versions",
+                    target,
+                    f"{stale:,}",
+                )
+                summary.mode[target] = "full"
+            else:
+                new = _new_fact_rows(con, target, relation, existing, table_keys.primary_key)
+                del batch.replace[target]
+                batch.append[target] = new
+                summary.mode[target] = "new_rows"
+                summary.rows[target] = _count(con, new)
         else:
             summary.mode[target] = "full"
         if target in SCD_DIMENSIONS and table_keys.primary_key:
@@ -147,19 +161,38 @@ def _existing_keys(
     return keys_table
 
 
+def _key_match(pk: tuple[str, ...]) -> str:
+    return " and ".join(f"e.{_ident(c)} = r.{_ident(c)}" for c in pk)
+
+
+def _keys_missing_from(
+    con: duckdb.DuckDBPyConnection, existing: str, relation: str, pk: tuple[str, ...]
+) -> int:
+    """How many published keys the rebuilt table lacks.
+
+    The star schema is rebuilt from the whole raw history, so every published fact row has its
+    twin in the rebuild unless the rows' keys changed: appending then would add the new
+    versions beside the old ones.
+    """
+    return int(
+        con.execute(
+            f"select count(*) from {existing} e "
+            f"where not exists (select 1 from {relation} r where {_key_match(pk)})"
+        ).fetchall()[0][0]
+    )
+
+
 def _new_fact_rows(
     con: duckdb.DuckDBPyConnection,
-    warehouse: Warehouse,
     target: str,
     relation: str,
+    existing: str,
     pk: tuple[str, ...],
 ) -> str:
-    existing = _existing_keys(con, warehouse, target, pk)
     new = _work(target, "new")
-    match = " and ".join(f"e.{_ident(c)} = r.{_ident(c)}" for c in pk)
     con.execute(
         f"create or replace table {new} as select r.* from {relation} r "
-        f"where not exists (select 1 from {existing} e where {match})"
+        f"where not exists (select 1 from {existing} e where {_key_match(pk)})"
     )
     return new
 

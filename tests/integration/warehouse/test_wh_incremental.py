@@ -123,6 +123,28 @@ def test_incremental_runs_scd2_and_full_refresh(open_warehouse) -> None:
     assert rows(wh, "select count(*) from core.dim_customer_history") == [(4,)]
 
 
+def test_facts_whose_published_keys_changed_are_replaced_not_appended(open_warehouse) -> None:
+    """A new key definition (or renumbered lines) must not leave every line there twice."""
+    wh = open_warehouse()
+    wh.init_schema()
+    customers = "(1, 'Ann', 'UK', 1), (2, 'Bob', 'FR', 1)"
+    run(wh, customers, "(10, 1, 5.0), (11, 2, 7.0)", T1)
+
+    # The same two lines under new keys, and one new line.
+    rekeyed = run(wh, customers, "(110, 1, 5.0), (111, 2, 7.0), (112, 2, 1.0)", T2)
+    assert rekeyed.mode["core.fct_sales"] == "full"
+    assert rows(wh, "select sales_key, amount from core.fct_sales order by 1") == [
+        (110, 5.0),
+        (111, 7.0),
+        (112, 1.0),
+    ]
+
+    # With the keys stable again, the next run appends as usual.
+    later = run(wh, customers, "(110, 1, 5.0), (111, 2, 7.0), (112, 2, 1.0), (113, 1, 3.0)", T3)
+    assert later.mode["core.fct_sales"] == "new_rows"
+    assert later.rows["core.fct_sales"] == 1
+
+
 @pytest.mark.postgres
 def test_postgres_keeps_foreign_keys_while_upserting_dimensions(pg_wh: Warehouse) -> None:
     wh = pg_wh

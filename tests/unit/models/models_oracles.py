@@ -52,8 +52,8 @@ def _expected_lines(r: dict[str, str]) -> str:
         )
         select
             source_system, order_id, order_line, country, region, state, city, postal_code,
-            rh_surrogate_key(source_system || '|' || order_id || '|'
-                || cast(order_line as varchar)) as sales_key,
+            xor(rh_surrogate_key(source_system || '|' || order_id),
+                cast(order_line as bigint)) as sales_key,
             coalesce(rh_surrogate_key(customer_nk), 0) as customer_key,
             coalesce(rh_surrogate_key(product_nk), 0) as product_key,
             coalesce(rh_surrogate_key(

@@ -29,6 +29,7 @@ final as (
     select
         order_id,
         _source_file,
+        rh_surrogate_key('online_retail|' || order_id) as order_key,
         -- an invoice is one order at one moment: the first minute wins when it spans two
         min(first_invoice_at) over (partition by order_id) as order_at,
         first_line,

@@ -49,6 +49,7 @@ online_retail_lines as (
     select
         'online_retail' as source_system,
         online_retail.order_id,
+        invoice_segments.order_key,
         -- the line's position in its invoice, by (file, line): arithmetic in a contiguous
         -- segment, looked up for the lines of the others
         case
@@ -101,6 +102,7 @@ superstore_lines as (
     select
         'superstore' as source_system,
         order_id,
+        rh_surrogate_key('superstore|' || order_id) as order_key,
         order_line,
         order_date,
         order_at,
@@ -168,6 +170,7 @@ final as (
     select
         source_system,
         order_id,
+        order_key,
         order_line,
         order_date,
         order_at,
