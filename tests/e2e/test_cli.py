@@ -70,6 +70,19 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     # No row checked, no score: the dataset rows read "0 0 0 - 0/0", not a score of 100.
     rows = [line.split("│") for line in rerun.stdout.splitlines() if "online_retail" in line]
     assert [c.strip() for c in rows[0][2:7]] == ["0", "0", "0", "-", "0/0"]
+    # ... and so does the ledger: the rerun's accounting has no score, the first run's has one.
+    scores = cli(
+        "query",
+        "-p",
+        str(project),
+        "--format",
+        "csv",
+        "select count(a.quality_score) as scored, count(*) as datasets "
+        "from meta.dataset_accounting a join meta.pipeline_runs r using (run_id) "
+        "group by r.started_at order by r.started_at",
+    )
+    assert scores.returncode == 0, scores.stderr
+    assert scores.stdout.split() == ["scored,datasets", "4,4", "0,4"]
     as_json = cli(
         "query",
         "-p",

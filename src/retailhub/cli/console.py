@@ -120,7 +120,7 @@ def render_report(report: RunReport) -> None:
                 f"{d.input_rows:,}",
                 f"{d.accepted_rows:,}",
                 f"{d.quarantined_rows:,}",
-                f"{d.score:.1f}" if d.input_rows else "-",  # no row checked: no score
+                f"{d.score:.1f}" if d.score is not None else "-",  # no row checked
                 f"{d.rules_failed}/{d.rules_total}",
             )
         out.print(t)

@@ -311,7 +311,8 @@ def _totals(report: RunReport) -> dict[str, Any]:
         return {}
     total_in = sum(d.input_rows for d in report.datasets)
     # Weighted by rows checked; a run that checked no row has no score (it used to show 100).
-    score = sum(d.score * d.input_rows for d in report.datasets) / total_in if total_in else None
+    checked = [d for d in report.datasets if d.score is not None and d.input_rows]
+    score = sum(d.score * d.input_rows for d in checked) / total_in if total_in else None
     return {
         "rows_in": total_in,
         "rows_accepted": sum(d.accepted_rows for d in report.datasets),

@@ -26,7 +26,7 @@ from retailhub.errors import ConfigError
 from retailhub.pipeline import incremental
 from retailhub.warehouse import audit, pseudonymise
 from retailhub.warehouse.base import PublishBatch, Warehouse
-from retailhub.warehouse.keys import SupportsKeys, TableKeys, keys_from_spec
+from retailhub.warehouse.keys import Index, SupportsKeys, TableKeys, keys_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ def table_keys(models: Iterable[Mapping[str, Any]]) -> dict[str, TableKeys]:
         table = keys_from_spec(m["name"], m.get("spec") or {}, schema)
         if m.get("primary_key"):  # a mart's grain
             table = dataclasses.replace(table, primary_key=tuple(m["primary_key"]))
+        if m.get("indexes"):  # what dashboards filter a mart on
+            table = dataclasses.replace(
+                table, indexes=tuple(Index(tuple(columns)) for columns in m["indexes"])
+            )
         keys[f"{schema}.{m['name']}"] = table
     return keys
 

@@ -18,7 +18,7 @@ class DatasetSummary:
     input_rows: int
     accepted_rows: int
     quarantined_rows: int
-    score: float
+    score: float | None  # None when no row was checked
     rules_failed: int
     rules_total: int
 

@@ -90,3 +90,27 @@ def create_statements(prefix: str = "") -> list[str]:
         f"create table if not exists {prefix}{name} ({cols.strip()})"
         for name, cols in LEDGER_TABLES.items()
     ]
+
+
+#: Indexes for the ledger's lookups, by index name (created in schema ``meta``): a run's tasks,
+#: results and lineage by run id (``retailhub runs show``), a source's files by uri (every
+#: ingest asks which files it has seen), the audit log by time. PostgreSQL only: the tables
+#: grow by a few rows per run, and DuckDB scans them faster than it maintains an index.
+LEDGER_INDEXES: dict[str, tuple[str, str]] = {
+    "task_runs_run_id_idx": ("meta.task_runs", "run_id"),
+    "quality_results_run_id_idx": ("meta.quality_results", "run_id"),
+    "dataset_accounting_run_id_idx": ("meta.dataset_accounting", "run_id"),
+    "ingested_files_run_id_idx": ("meta.ingested_files", "run_id"),
+    "ingested_files_uri_idx": ("meta.ingested_files", "source, uri"),
+    "lineage_run_id_idx": ("meta.lineage", "run_id"),
+    "audit_log_logged_at_idx": ("meta.audit_log", "logged_at"),
+}
+
+
+def index_statements(names: list[str] | None = None) -> list[str]:
+    """``create index if not exists`` for the named ledger indexes (default: all of them)."""
+    return [
+        f"create index if not exists {name} on {LEDGER_INDEXES[name][0]} "
+        f"({LEDGER_INDEXES[name][1]})"
+        for name in (names if names is not None else list(LEDGER_INDEXES))
+    ]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from retailhub.errors import UsageError, WarehouseError
 from retailhub.warehouse import audit, pseudonymise
 from retailhub.warehouse.base import SCHEMAS
-from retailhub.warehouse.ledger_schema import LEDGER_TABLES
+from retailhub.warehouse.ledger_schema import LEDGER_TABLES, index_statements
 from retailhub.warehouse.pg_types import qualified, quote_ident
 from retailhub.warehouse.postgres import LOCK_INIT, LOCK_NAMESPACE, STAGING_SCHEMA, copy_rows
 
@@ -189,6 +189,8 @@ def _create_tables(conn: psycopg.Connection[Any]) -> None:
         f"create table if not exists {ROLES_TABLE} (purpose varchar primary key, "
         "role_name varchar not null, recorded_at timestamp not null default now())"
     )
+    for statement in index_statements():
+        conn.execute(statement)
 
 
 def _hand_tables_to_loader(conn: psycopg.Connection[Any], loader: str, admin: str) -> None:

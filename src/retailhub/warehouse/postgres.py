@@ -31,7 +31,7 @@ import pyarrow as pa
 from retailhub.errors import WarehouseError, WarehouseUnavailable
 from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryResult, Warehouse
 from retailhub.warehouse.keys import TableKeys
-from retailhub.warehouse.ledger_schema import LEDGER_TABLES
+from retailhub.warehouse.ledger_schema import LEDGER_INDEXES, LEDGER_TABLES, index_statements
 from retailhub.warehouse.pg_conn import PgTarget
 from retailhub.warehouse.pg_history import (
     RUN_COLUMN,
@@ -208,6 +208,7 @@ class PostgresWarehouse(Warehouse):
         if not self.table_exists(audit.AUDIT_TABLE):
             missing_tables.append(audit.AUDIT_TABLE)
         if not missing_schemas and not missing_tables:
+            self._add_missing_ledger_indexes()
             return
         try:
             with self._conn.transaction():
@@ -222,12 +223,41 @@ class PostgresWarehouse(Warehouse):
                     else:
                         ddl = f"create table if not exists {table} ({LEDGER_TABLES[table].strip()})"
                     self._conn.execute(ddl)
+                for statement in index_statements():
+                    self._conn.execute(statement)
         except Exception as exc:
             raise self._error(
                 "cannot create the warehouse schemas (an administrator runs "
                 "'retailhub warehouse init' once; runs then need no CREATE on the database)",
                 exc,
             ) from None
+
+    def _add_missing_ledger_indexes(self) -> None:
+        """Index a ledger created before its indexes existed (by its owner only).
+
+        The loader of a warehouse that ``retailhub warehouse init`` prepared does not own the
+        audit log, so it may not index it: the run goes on, and says who can.
+        """
+        import psycopg
+
+        rows = self._conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'meta' and c.relkind = 'i'"
+        ).fetchall()
+        missing = sorted(set(LEDGER_INDEXES) - {r[0] for r in rows})
+        denied = []
+        for name, statement in zip(missing, index_statements(missing), strict=True):
+            try:
+                with self._conn.transaction():
+                    self._conn.execute(statement)
+            except psycopg.errors.InsufficientPrivilege:
+                denied.append(name)
+        if denied:
+            log.warning(
+                "ledger indexes %s are missing and this role may not create them: "
+                "'retailhub warehouse init' (as an administrator) adds them",
+                ", ".join(denied),
+            )
 
     def _existing_schemas(self) -> set[str]:
         rows = self._conn.execute("select nspname from pg_namespace").fetchall()

@@ -112,3 +112,34 @@ def test_analyst_reads_core_and_marts_only(pg_db: PgDatabase, tmp_path: Path) ->
         assert conn.execute("select count(*) from core.dim_x").fetchone() == (1,)
         assert conn.execute("select count(*) from marts.mart_x").fetchone() == (1,)
         assert denied(conn, "select * from raw.x")
+
+
+def meta_indexes(db: PgDatabase) -> set[str]:
+    rows = db.sql("select indexname from pg_indexes where schemaname = 'meta'")
+    return {r[0] for r in rows}
+
+
+def test_ledger_indexes_come_with_init_and_return_where_the_role_may(
+    pg_db: PgDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ledger indexed before the indexes existed gets them from the next run's owner."""
+    from retailhub.warehouse.ledger_schema import LEDGER_INDEXES
+
+    init(pg_db)
+    assert set(LEDGER_INDEXES) <= meta_indexes(pg_db)
+
+    # An older warehouse: two indexes missing, one on a table the loader owns, one on the
+    # audit log, which stays the administrator's.
+    pg_db.sql("drop index meta.task_runs_run_id_idx; drop index meta.audit_log_logged_at_idx")
+    wh = open_postgres(pg_db, tmp_path, target=pg_db.as_role(pg_db.roles.loader))
+    try:
+        wh.init_schema()
+    finally:
+        wh.close()
+    assert "task_runs_run_id_idx" in meta_indexes(pg_db)
+    assert "audit_log_logged_at_idx" not in meta_indexes(pg_db)
+    assert "audit_log_logged_at_idx" in caplog.text
+    assert "retailhub warehouse init" in caplog.text
+
+    init(pg_db)
+    assert set(LEDGER_INDEXES) <= meta_indexes(pg_db)

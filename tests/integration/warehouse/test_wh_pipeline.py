@@ -109,8 +109,20 @@ def test_duckdb_and_postgres_publish_identical_tables(
     ).rows
     assert [tuple(r) for r in keyed] == [
         ("marts.mart_customer_360", "PRIMARY KEY (source_system, customer_key)"),
+        ("marts.mart_forecast", "PRIMARY KEY (source_system, freq, period_start)"),
+        ("marts.mart_insights", "PRIMARY KEY (rank)"),
         ("marts.mart_kpi_daily", "PRIMARY KEY (source_system, date)"),
         ("marts.mart_product_performance", "PRIMARY KEY (source_system, product_key, month)"),
+    ]
+    # The marts without such a grain are indexed on what dashboards filter them by.
+    indexed = pg.query(
+        "select tablename, indexdef from pg_indexes where schemaname = 'marts' "
+        "and indexname like '%\\_idx' order by 1"
+    ).rows
+    assert [(r[0], r[1].split(" USING ")[1]) for r in indexed] == [
+        ("mart_anomalies", "btree (source_system, date)"),
+        ("mart_category_trends", "btree (source_system, month)"),
+        ("mart_model_evaluation", "btree (source_system, model)"),
     ]
 
 

@@ -89,6 +89,7 @@ def build(ctx: MartContext) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
         COLUMNS,
         "source_system, kind, date, metric, abs(score) desc, order_id, product_id",
         ("marts.mart_kpi_daily", "core.fct_sales", "core.dim_product", "core.dim_geography"),
+        indexes=(("source_system", "date"),),
     )
     return mart, daily_by_source
 

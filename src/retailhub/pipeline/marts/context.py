@@ -105,11 +105,13 @@ class MartContext:
         select_sql: str,
         depends_on: tuple[str, ...],
         grain: tuple[str, ...] = (),
+        indexes: tuple[tuple[str, ...], ...] = (),
     ) -> dict[str, Any]:
         """``create or replace table work.marts.<name> as <select>``; the publish entry.
 
-        ``grain`` names the columns the mart is grouped by: a warehouse that enforces keys
-        (PostgreSQL) makes them the primary key, so lookups by it are indexed."""
+        ``grain`` names the columns that identify a row (unique by construction): a warehouse
+        that enforces keys (PostgreSQL) makes them the primary key, so lookups by it are
+        indexed. ``indexes`` are what dashboards filter a mart without such a grain on."""
         relation = self.mart(name)
         self.execute(f"create or replace table {relation} as {select_sql}", name)
         rows = self.con.sql(f"select count(*) from {relation}").fetchall()[0][0]
@@ -122,6 +124,8 @@ class MartContext:
         }
         if grain:
             entry["primary_key"] = list(grain)
+        if indexes:
+            entry["indexes"] = [list(columns) for columns in indexes]
         return entry
 
     def create_mart_from_frame(
@@ -131,6 +135,8 @@ class MartContext:
         columns: dict[str, str],
         order_by: str,
         depends_on: tuple[str, ...],
+        grain: tuple[str, ...] = (),
+        indexes: tuple[tuple[str, ...], ...] = (),
     ) -> dict[str, Any]:
         """Write a small pandas result as a mart with explicit column types and row order.
 
@@ -144,7 +150,11 @@ class MartContext:
         try:
             select = ", ".join(f'CAST("{col}" AS {typ}) AS "{col}"' for col, typ in columns.items())
             return self.create_mart(
-                name, f"select {select} from {view} order by {order_by}", depends_on
+                name,
+                f"select {select} from {view} order by {order_by}",
+                depends_on,
+                grain=grain,
+                indexes=indexes,
             )
         finally:
             self.con.unregister(view)

@@ -33,4 +33,5 @@ def build(ctx: MartContext) -> dict[str, Any]:
         COLUMNS,
         "source_system, model, metric",
         ("marts.mart_customer_360", "marts.mart_forecast", "marts.mart_anomalies"),
+        indexes=(("source_system", "model"),),
     )

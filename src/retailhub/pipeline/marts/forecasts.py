@@ -76,7 +76,12 @@ def build(ctx: MartContext) -> tuple[dict[str, Any], list[ForecastOutcome]]:
                 frames.append(_rows(source, outcome))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     mart = ctx.create_mart_from_frame(
-        NAME, table, COLUMNS, "source_system, freq, period_start", ("marts.mart_kpi_daily",)
+        NAME,
+        table,
+        COLUMNS,
+        "source_system, freq, period_start",
+        ("marts.mart_kpi_daily",),
+        grain=("source_system", "freq", "period_start"),
     )
     return mart, outcomes
 

@@ -99,6 +99,7 @@ def build(
             "marts.mart_anomalies",
             "marts.mart_forecast",
         ),
+        grain=("rank",),
     )
     mart["insights"] = headline(table, ctx.config.top_insights)
     return mart

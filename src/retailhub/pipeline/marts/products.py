@@ -211,4 +211,10 @@ def build_category_trends(ctx: MartContext) -> dict[str, Any]:
     join {SOURCES} as s using (source_system)
     order by t.source_system, t.level, t.category, t.sub_category nulls first, t.month
     """
-    return ctx.create_mart(CATEGORY_TRENDS, select, ("core.fct_sales", "core.dim_product"))
+    # No primary key: a category-level row has no sub-category (NULL)
+    return ctx.create_mart(
+        CATEGORY_TRENDS,
+        select,
+        ("core.fct_sales", "core.dim_product"),
+        indexes=(("source_system", "month"),),
+    )

@@ -52,7 +52,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 "input_rows": 0,
                 "accepted_rows": 0,
                 "quarantined_rows": 0,
-                "score": 100.0,
+                # no row was checked, so there is no score (100 would read as checked, clean)
+                "score": None,
                 "results": [],
                 "note": "no new input",
             },
