@@ -322,6 +322,87 @@ def test_a_changed_file_already_ingested_stops_the_run(demo_project: Path) -> No
     assert fetch(demo_project, sql) == published
 
 
+def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``on_changed_file: replace`` a rewritten file is a correction: its rows replace
+    the earlier version's in the raw history, the quarantine and the facts, and a file put
+    back as it was is a correction too."""
+    monkeypatch.setenv("RETAILHUB_SOURCES__ONLINE_RETAIL__ON_CHANGED_FILE", "replace")
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    # the file with the most quarantined lines, so that both sides are replaced
+    ((name,),) = fetch(
+        demo_project,
+        "select _source_file from quarantine.online_retail group by 1 order by count(*) desc, 1 "
+        "limit 1",
+    )
+    monthly = Path(name)
+    in_file = "select count(*) from {} where _source_file = ?"
+    published = fetch(demo_project, "select count(*), sum(net_amount) from core.fct_sales")
+    raw_before = fetch(demo_project, "select count(*) from raw.online_retail")[0][0]
+    file_raw = fetch(demo_project, in_file.format("raw.online_retail"), [str(monthly)])[0][0]
+    file_quarantined = fetch(
+        demo_project, in_file.format("quarantine.online_retail"), [str(monthly)]
+    )[0][0]
+    assert file_raw > 0 and file_quarantined > 0  # both sides of the replacement are covered
+    (line,) = fetch(
+        demo_project,
+        "select min(_line) from raw.online_retail where _source_file = ?",
+        [str(monthly)],
+    )[0]
+
+    # The correction: one accepted line's quantity changed, the file's last line dropped.
+    original = monthly.read_bytes()
+    with monthly.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    quantity = rows[0].index("Quantity")
+    rows[line][quantity] = str(int(rows[line][quantity]) + 1000)
+    with monthly.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows[:-1])
+    report = project.run()
+    assert report.exit_code == EXIT_OK, report.error
+    (batch,) = [d for d in report.datasets if d.dataset == "online_retail"]
+    assert batch.input_rows == len(rows) - 2  # header and dropped line
+    run = report.run_id
+    assert fetch(
+        demo_project,
+        "select count(*), count(distinct _run_id) from raw.online_retail where _source_file = ?",
+        [str(monthly)],
+    ) == [(batch.accepted_rows, 1)]
+    assert fetch(
+        demo_project,
+        "select min(_run_id) from quarantine.online_retail where _source_file = ?",
+        [str(monthly)],
+    ) == [(run if batch.quarantined_rows else None,)]
+    assert fetch(demo_project, "select count(*) from raw.online_retail") == [
+        (raw_before - file_raw + batch.accepted_rows,)
+    ]
+    lines = fetch(
+        demo_project,
+        "select count(*), sum(case when _line = ? then quantity end) from core.fct_sales "
+        "where _source_file = ?",
+        [line, str(monthly)],
+    )
+    assert lines == [(batch.accepted_rows, int(rows[line][quantity]))]
+    deleted = fetch(
+        demo_project,
+        "select object_name, rows_affected from meta.audit_log "
+        "where operation = 'delete' and run_id = ? order by 1",
+        [run],
+    )
+    assert deleted == [
+        ("quarantine.online_retail", file_quarantined),
+        ("raw.online_retail", file_raw),
+    ]
+
+    # The first version back in place is a correction of the correction: as first published.
+    monthly.write_bytes(original)
+    assert project.run().exit_code == EXIT_OK
+    assert fetch(demo_project, "select count(*), sum(net_amount) from core.fct_sales") == published
+    assert fetch(demo_project, in_file.format("raw.online_retail"), [str(monthly)]) == [(file_raw,)]
+
+
 def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:
     project = Project.load(demo_project)
     assert project.run().exit_code == EXIT_OK

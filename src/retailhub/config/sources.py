@@ -75,6 +75,12 @@ class FileSourceConfig(_SourceBase):
     """What every file source is configured with: a path or glob relative to the project."""
 
     path: str = Field(min_length=1)
+    on_changed_file: Literal["refuse", "replace"] = Field(
+        default="refuse",
+        description="A file already ingested that comes back with other bytes: 'refuse' stops "
+        "the run (exit 3) naming it; 'replace' takes it as a correction, whose rows replace "
+        "every row the earlier version brought (raw history, quarantine, facts).",
+    )
 
 
 class CsvSourceConfig(FileSourceConfig):

@@ -70,7 +70,9 @@ def prepare(
         batch,
         keys,
         now=now,
-        full_refresh=full_refresh,
+        # rows of corrected files may keep their keys with other values: appending new keys
+        # only would keep the old values, so the facts are replaced whole
+        full_refresh=full_refresh or bool(batch.delete),
         pseudonym_key=pseudonymise.key_from_env(environ),
     )
     if isinstance(warehouse, SupportsKeys):

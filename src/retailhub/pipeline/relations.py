@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from retailhub.pipeline.context import RunContext, work
+from retailhub.pipeline.plan import INGEST, datasets_of
 from retailhub.sources.layout import get_layout
+from retailhub.warehouse.base import files_predicate
 
 META_COLUMNS = {
     "_source": "varchar",
@@ -40,15 +42,34 @@ def empty_dataset_sql(layout: str, project_dir: Path | None = None) -> str:
     return f"select {', '.join(cols)} where false"
 
 
+def replaced_files(ctx: RunContext, dataset: str) -> list[tuple[str, str]]:
+    """(source, file) of every changed file this run ingests as a correction of ``dataset``:
+    the rows its earlier version brought are no longer part of the history."""
+    return [
+        (source, str(uri))
+        for source in datasets_of(ctx.settings).get(dataset, [])
+        for uri in ctx.payload(f"{INGEST}:{source}").get("replaces", [])
+    ]
+
+
+def without_files(relation: str, files: list[tuple[str, str]]) -> str:
+    """A SELECT of ``relation`` leaving out the rows of ``files`` ((_source, _source_file))."""
+    if not files:
+        return f"select * from {relation}"
+    return f"select * from {relation} where not coalesce({files_predicate(files)}, false)"
+
+
 def current_relation(ctx: RunContext, dataset: str, layout: str | None = None) -> str:
-    """All accepted rows of ``dataset``: the published history plus this run's batch.
+    """All accepted rows of ``dataset``: the published history (less the rows of files this
+    run replaces with a corrected version) plus this run's batch.
 
     A temporary view, so nothing is copied and a resumed run simply recreates it.
     """
     parts = []
     history = ctx.warehouse.history_relation(f"raw.{dataset}")
     if history:
-        parts.append(f"select * exclude (_run_id) from {history}")
+        kept = without_files(history, replaced_files(ctx, dataset))
+        parts.append(f"select * exclude (_run_id) from ({kept})")
     accepted = accepted_table(ctx, dataset)
     if table_exists(ctx, accepted):
         parts.append(f"select * from {accepted}")

@@ -39,6 +39,9 @@ class SourceState:
 
     ingested_checksums: set[str] = field(default_factory=set)
     last_watermark: str | None = None
+    # uri -> checksum of the version of that file ingested last: a file whose bytes differ
+    # from it is a changed file, even if those bytes were ingested once before (a revert)
+    latest_checksums: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -78,10 +78,12 @@ def sha256_file(path: Path) -> str:
 def discover_files(
     pattern: str, project_dir: Path, source: str, state: SourceState
 ) -> list[InputUnit]:
-    """New files for ``source``: every match whose checksum the ledger has not seen yet.
+    """New files for ``source``: every match whose checksum the ledger has not seen yet,
+    and every file ingested before whose bytes differ from its latest ingested version.
 
     Two files with identical bytes in one discovery are one unit (the second is skipped with a
-    warning), consistent with "same checksum = same input".
+    warning), consistent with "same checksum = same input"; so is a new path holding bytes
+    already ingested under another (a renamed file).
     """
     seen = set(state.ingested_checksums)
     units: list[InputUnit] = []
@@ -98,7 +100,10 @@ def discover_files(
                     path=str(path),
                 ) from fingerprint
             stat, checksum = fingerprint
-            if checksum in seen:
+            latest = state.latest_checksums.get(str(path))
+            if latest == checksum:
+                continue
+            if latest is None and checksum in seen:
                 if checksum not in state.ingested_checksums:
                     log.warning(
                         "source %s: %s has the same bytes as another file; skipped", source, path

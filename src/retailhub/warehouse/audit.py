@@ -15,7 +15,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from retailhub.warehouse.base import PublishBatch, Warehouse
+from retailhub.warehouse.base import PublishBatch, Warehouse, files_predicate
 
 AUDIT_TABLE = "meta.audit_log"
 OPERATIONS = (
@@ -120,6 +120,23 @@ def add_publish_entries(
     ensure_table(warehouse)
     role = db_role(warehouse)
     entries = []
+    for target, files in batch.delete.items():
+        if files and warehouse.table_exists(target):
+            count = warehouse.query(
+                f"select count(*) from {target} where {files_predicate(files)}"
+            ).rows[0][0]
+            shown = ", ".join(uri for _source, uri in files[:3])
+            more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+            entries.append(
+                entry(
+                    "delete",
+                    target,
+                    int(count),
+                    role=role,
+                    run_id=run_id,
+                    detail=f"rows of the earlier version of corrected files: {shown}{more}",
+                )
+            )
     for target in batch.append:
         detail = "new rows of an incremental run" if target in (incremental or set()) else None
         entries.append(

@@ -52,11 +52,14 @@ class PublishBatch:
 
     ``replace`` maps a warehouse table (``core.fct_sales``) to the compute relation whose rows
     become its new content; ``append`` adds the relation's rows to the table (created if
-    missing); ``rows`` appends small Python records (ledger tables).
+    missing); ``rows`` appends small Python records (ledger tables); ``delete`` first removes
+    from an existing table the rows of the given files (``(_source, _source_file)`` pairs:
+    the earlier versions of corrected files).
     """
 
     replace: dict[str, str] = field(default_factory=dict)
     append: dict[str, str] = field(default_factory=dict)
+    delete: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # An ``append`` target that does not exist yet may instead take over this staged table
     # (from ``Warehouse.staging_table``) with constant columns added: no copy of the rows.
@@ -134,3 +137,14 @@ class Warehouse(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def files_predicate(files: list[tuple[str, str]]) -> str:
+    """SQL (both engines) true for the rows of ``files``, ``(_source, _source_file)`` pairs."""
+
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return " or ".join(
+        f"(_source = {literal(source)} and _source_file = {literal(uri)})" for source, uri in files
+    )

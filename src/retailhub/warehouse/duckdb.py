@@ -33,6 +33,7 @@ from retailhub.warehouse.base import (
     QueryResult,
     StagedTable,
     Warehouse,
+    files_predicate,
     is_staging_table,
 )
 from retailhub.warehouse.ledger_schema import create_statements
@@ -141,6 +142,9 @@ class DuckDBWarehouse(Warehouse):
         con = self._con
         con.execute("begin transaction")
         try:
+            for target, files in batch.delete.items():
+                if files and self.table_exists(target):
+                    con.execute(f"delete from {target} where {files_predicate(files)}")
             for target, rel in batch.append.items():
                 staged = batch.adoptable.get(target)
                 if staged is not None and not self.table_exists(target):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit
-from retailhub.warehouse.base import PublishBatch
+from retailhub.warehouse.base import PublishBatch, files_predicate
 from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
@@ -463,6 +463,9 @@ class Publisher:
         # what gives it back.
         for plan in replaces:
             self._grant(plan.target, policy.get(plan.schema, []))
+        for table, files in self.batch.delete.items():
+            if files and self.wh.table_exists(table):
+                ex(f"delete from {qualified(table)} where {files_predicate(files)}")
         for plan in self.plans:
             if plan.kind == "append":
                 self._append(plan, policy)

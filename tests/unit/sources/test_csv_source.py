@@ -193,6 +193,25 @@ def test_already_ingested_and_duplicate_files_are_skipped(tmp_path, make_source)
     assert [Path(u.uri).name for u in changed] == ["b.csv"]
 
 
+def test_a_file_is_new_when_its_bytes_differ_from_its_latest_version(tmp_path, make_source) -> None:
+    """Put back as it was first ingested, a corrected file differs from its latest version."""
+    _write(tmp_path / "a.csv", b"x\n1\n")
+    src = make_source(type="csv", path="*.csv")
+    (v1,) = src.discover(SourceState())
+    _write(tmp_path / "a.csv", b"x\n1\n2\n")
+    (v2,) = src.discover(SourceState(ingested_checksums={v1.checksum}))
+    seen = {v1.checksum, v2.checksum}
+    latest = {v2.uri: str(v2.checksum)}
+    assert src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest)) == []
+    _write(tmp_path / "a.csv", b"x\n1\n")  # the first version's bytes again
+    (back,) = src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest))
+    assert back.checksum == v1.checksum
+    # a new name for bytes already ingested is still the same input, not a new file
+    shutil.copy(tmp_path / "a.csv", tmp_path / "b.csv")
+    latest = {v1.uri: str(v1.checksum)}
+    assert src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest)) == []
+
+
 def test_file_changed_after_discovery_is_refused(tmp_path, make_source, land_source) -> None:
     import duckdb
 

@@ -6,6 +6,8 @@ which is what makes re-running on unchanged files a no-op.
 
 from __future__ import annotations
 
+import logging
+
 from retailhub.errors import SourceError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
@@ -17,18 +19,32 @@ from retailhub.warehouse.ledger import Ledger
 #: Source types whose every unit declares its columns (checked against the layout per unit).
 HEADED_SOURCES = ("csv", "parquet")
 
+log = logging.getLogger(__name__)
+
 
 def run(ctx: RunContext, task: Task) -> TaskOutput:
     name = task.target or ""
     cfg = ctx.settings.sources[name]
     source = build_source(cfg, ctx.project.root)
     ledger = Ledger(ctx.warehouse)
+    known = ledger.ingested_files(name)
     state = SourceState(
         ingested_checksums=ledger.ingested_checksums(name),
         last_watermark=ledger.last_watermark(name),
+        latest_checksums={uri: checksum for uri, (checksum, _run) in known.items()},
     )
     units = source.discover(state)
-    _refuse_changed_files(name, units, ledger)
+    changed = [u for u in units if u.checksum and u.uri in known]
+    if changed and getattr(cfg, "on_changed_file", "refuse") == "replace":
+        for unit in changed:
+            log.info(
+                "source %s: %s changed since run %s: its rows replace the earlier version's",
+                name,
+                unit.uri,
+                known[unit.uri][1],
+            )
+    else:
+        _refuse_changed_files(name, changed, known)
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
@@ -59,21 +75,24 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             "table": table if landed else None,
             "watermark": watermark,
             "units": [_unit_dict(u) for u in landed],
+            # files whose earlier version's rows this run's rows replace (on_changed_file)
+            "replaces": [u.uri for u in changed],
             "skipped_unchanged": _skipped(source, state, len(units)),
         },
     )
 
 
-def _refuse_changed_files(source: str, units: list[InputUnit], ledger: Ledger) -> None:
+def _refuse_changed_files(
+    source: str, changed: list[InputUnit], known: dict[str, tuple[str, str]]
+) -> None:
     """Fail before landing anything when a file already ingested comes back changed.
 
-    Files are known by their checksum, so a file rewritten in place looks new; but the raw
-    history keeps every row ingested before, so its rows would be counted twice (every
-    invoice of a corrected monthly file doubled). Until corrections replace earlier versions,
-    the run stops here, naming the files, and nothing is ingested.
+    Files are known by their checksum, so a file rewritten in place looks new; appended to
+    the raw history, its rows would be counted twice (every invoice of a corrected monthly
+    file doubled). Unless the source takes changed files as corrections
+    (``on_changed_file: replace``), the run stops here, naming the files, and nothing is
+    ingested.
     """
-    known = ledger.ingested_files(source) if any(u.checksum for u in units) else {}
-    changed = [u for u in units if u.checksum and u.uri in known]
     if not changed:
         return
     shown = "; ".join(
@@ -86,7 +105,8 @@ def _refuse_changed_files(source: str, units: list[InputUnit], ledger: Ledger) -
         f"source '{source}': {len(changed)} file(s) already ingested came back with different "
         f"content: {shown}{more}. The warehouse keeps every row ingested before, so a changed "
         "file would count its rows twice: put the ingested version back and deliver "
-        "corrections or additions as a new file. Nothing was ingested by this run.",
+        "additions as a new file, or set the source's on_changed_file: replace to take "
+        "changed files as corrections. Nothing was ingested by this run.",
         source=source,
     )
 

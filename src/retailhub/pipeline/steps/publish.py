@@ -12,7 +12,7 @@ from retailhub.errors import WarehouseError
 from retailhub.pipeline import publish_policy
 from retailhub.pipeline.context import PUBLISHED_SCHEMAS, RunContext, TaskOutput, work
 from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
-from retailhub.pipeline.relations import accepted_table, table_exists
+from retailhub.pipeline.relations import accepted_table, replaced_files, table_exists
 from retailhub.warehouse.base import PublishBatch, StagedTable
 from retailhub.warehouse.ledger import utcnow
 
@@ -34,6 +34,10 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             continue
         p = ctx.payload(name)
         dataset = p["dataset"]
+        if replaced := replaced_files(ctx, dataset):
+            # corrected files: their earlier versions' rows leave the history and quarantine
+            batch.delete[f"raw.{dataset}"] = replaced
+            batch.delete[f"quarantine.{dataset}"] = replaced
         accepted, quarantined = accepted_table(ctx, dataset), work("quarantined", dataset)
         if p["accepted_rows"]:
             if not table_exists(ctx, accepted):
