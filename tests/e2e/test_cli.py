@@ -38,6 +38,7 @@ def test_help_teaches_and_version_prints() -> None:
     for command in COMMANDS:
         assert command in top.stdout
     assert "Exit codes" in top.stdout
+    assert "<int>" not in top.stdout  # -v counts: -vv, not -v 2
     for command in COMMANDS:
         sub = cli(command, "--help")
         assert sub.returncode == 0, command

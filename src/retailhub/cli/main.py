@@ -24,7 +24,8 @@ def _hide_flag_types() -> None:
     """Show ``--full-refresh`` in help as a flag, not as ``--full-refresh <bool>``.
 
     Typer 0.29 prints every option's type, flags included, which reads as if the flag wanted a
-    value. Options with their own metavar, and every non-flag, are shown as before.
+    value (``-v <int>`` invites ``-v 2`` where ``-vv`` is meant). Options with their own
+    metavar, and every other option, are shown as before.
     """
     from typer.core import TyperOption
 
@@ -33,7 +34,8 @@ def _hide_flag_types() -> None:
         return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        if getattr(self, "is_flag", False) and self.metavar is None:
+        takes_no_value = getattr(self, "is_flag", False) or getattr(self, "count", False)
+        if takes_no_value and self.metavar is None:
             return None
         return shown(self, ctx)
 
