@@ -329,6 +329,7 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
     the earlier version's in the raw history, the quarantine and the facts, and a file put
     back as it was is a correction too."""
     monkeypatch.setenv("RETAILHUB_SOURCES__ONLINE_RETAIL__ON_CHANGED_FILE", "replace")
+    monkeypatch.setenv("RETAILHUB_SOURCES__SUPERSTORE__ON_CHANGED_FILE", "replace")
     project = Project.load(demo_project)
     assert project.run().exit_code == EXIT_OK
     # the file with the most quarantined lines, so that both sides are replaced
@@ -401,6 +402,16 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
     assert project.run().exit_code == EXIT_OK
     assert fetch(demo_project, "select count(*), sum(net_amount) from core.fct_sales") == published
     assert fetch(demo_project, in_file.format("raw.online_retail"), [str(monthly)]) == [(file_raw,)]
+
+    # A Superstore file emptied to its header (no volume rule there): no row to check, but the
+    # file's rows still leave the history and the facts.
+    orders = sorted((demo_project / "data" / "superstore").glob("*.csv"))[0]
+    assert fetch(demo_project, in_file.format("core.fct_sales"), [str(orders)])[0][0] > 0
+    header = orders.read_bytes().splitlines(keepends=True)[0]
+    orders.write_bytes(header)
+    assert project.run().exit_code == EXIT_OK
+    for table in ("raw.superstore", "core.fct_sales"):
+        assert fetch(demo_project, in_file.format(table), [str(orders)]) == [(0,)], table
 
 
 def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:

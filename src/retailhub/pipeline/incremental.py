@@ -8,8 +8,8 @@ whole of it:
   anti-join of the built fact table against the warehouse's keys), so a second run with only
   new input files loads only their rows, and re-running the same inputs loads nothing. A fact
   row already published is not revised; ``--full-refresh`` replaces every table instead. A
-  fact table whose published keys are not all in the rebuild (a key definition or a line
-  numbering changed) is replaced in full, so no line is ever there twice.
+  fact table whose published keys are not all in the rebuild on the same ``_line`` (a key
+  definition or a line numbering changed) is replaced in full, so no line is there twice.
 * **dimensions** — published whole (the adapter upserts them by primary key where facts hold
   foreign keys to them); ``dim_customer`` and ``dim_product`` also get a slowly changing
   dimension type 2 table, ``core.<dim>_history``, with ``valid_from``/``valid_to``/
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 WORK_SCHEMA = "work.incr"
 FIRST_VALID_FROM = datetime(1900, 1, 1)
 SCD_COLUMNS = ("valid_from", "valid_to", "is_current")
+#: Where a fact row came from, compared with its key: the row's record number in its file.
+PROVENANCE = ("_line",)
 # Dimensions tracked as SCD2, and the columns that are measures of activity rather than
 # attributes of the member (they change with every order, so they would open a version per run).
 SCD_DIMENSIONS: dict[str, tuple[str, ...]] = {
@@ -98,8 +100,14 @@ def prepare(
             and table_keys.primary_key
             and warehouse.table_exists(target)
         ):
-            existing = _existing_keys(con, warehouse, target, table_keys.primary_key)
-            stale = _keys_missing_from(con, existing, relation, table_keys.primary_key)
+            pk = table_keys.primary_key
+            # A key published for one line may name another after a renumbering (a later
+            # file sorting first): the line number the row came from must match too.
+            published = warehouse.query(f"select * from {target} limit 0").columns
+            shared = set(_columns(con, relation)) & set(published)
+            placed = (*pk, *[c for c in PROVENANCE if c in shared])
+            existing = _existing_keys(con, warehouse, target, placed)
+            stale = _keys_missing_from(con, existing, relation, placed)
             if stale:
                 log.warning(
                     "%s: %s published rows have a key the rebuild no longer has (a key "
@@ -162,17 +170,22 @@ def _existing_keys(
 
 
 def _key_match(pk: tuple[str, ...]) -> str:
-    return " and ".join(f"e.{_ident(c)} = r.{_ident(c)}" for c in pk)
+    return " and ".join(
+        f"e.{_ident(c)} is not distinct from r.{_ident(c)}"
+        if c in PROVENANCE
+        else f"e.{_ident(c)} = r.{_ident(c)}"
+        for c in pk
+    )
 
 
 def _keys_missing_from(
     con: duckdb.DuckDBPyConnection, existing: str, relation: str, pk: tuple[str, ...]
 ) -> int:
-    """How many published keys the rebuilt table lacks.
+    """How many published keys (with where their rows came from) the rebuilt table lacks.
 
     The star schema is rebuilt from the whole raw history, so every published fact row has its
     twin in the rebuild unless the rows' keys changed: appending then would add the new
-    versions beside the old ones.
+    versions beside the old ones, or skip new rows whose keys old rows hold.
     """
     return int(
         con.execute(

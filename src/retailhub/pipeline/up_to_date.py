@@ -35,7 +35,7 @@ from retailhub.models.graph import Model
 from retailhub.pipeline import publish_policy
 from retailhub.pipeline.context import PUBLISHED_SCHEMAS, RunContext
 from retailhub.pipeline.incremental import SCD_DIMENSIONS, history_table
-from retailhub.pipeline.plan import TRANSFORM, VALIDATE
+from retailhub.pipeline.plan import INGEST, TRANSFORM, VALIDATE
 from retailhub.warehouse import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def build_fingerprint(ctx: RunContext, extra_model_dirs: Sequence[Path] = ()) ->
 
 def current_build(ctx: RunContext, models: Iterable[Model], fingerprint: str) -> str | None:
     """The run whose published build this run would reproduce, or None when it must build."""
-    if ctx.full_refresh or not ctx.publishes or _new_input_rows(ctx):
+    if ctx.full_refresh or not ctx.publishes or _new_input_rows(ctx) or _corrections(ctx):
         return None
     last = _last_build(ctx)
     if last is None or last.get(FINGERPRINT) != fingerprint:
@@ -104,6 +104,16 @@ def _new_input_rows(ctx: RunContext) -> int:
         int(out.payload.get("input_rows") or 0)
         for name, out in ctx.outputs.items()
         if name.startswith(f"{VALIDATE}:")
+    )
+
+
+def _corrections(ctx: RunContext) -> bool:
+    """Whether a changed file replaces an earlier version: even one with no row left takes
+    that version's rows out of the history, so the star schema must be rebuilt."""
+    return any(
+        out.payload.get("replaces")
+        for name, out in ctx.outputs.items()
+        if name.startswith(f"{INGEST}:")
     )
 
 

@@ -108,6 +108,15 @@ def discover_files(
                     log.warning(
                         "source %s: %s has the same bytes as another file; skipped", source, path
                     )
+                elif state.latest_checksums:
+                    # Files are known by path: a moved folder or a renamed file holds rows
+                    # already in, but a later edit to it would be a new file, not a correction.
+                    log.warning(
+                        "source %s: %s holds a file already ingested under another path "
+                        "(moved or renamed?); skipped",
+                        source,
+                        path,
+                    )
                 continue
             seen.add(checksum)
             units.append(

@@ -40,7 +40,13 @@ def pg_wh(pg_db: PgDatabase, tmp_path: Path) -> Iterator[Warehouse]:
 
 
 def run(
-    wh: Warehouse, customers: str, sales: str, now: datetime, *, full_refresh: bool = False
+    wh: Warehouse,
+    customers: str,
+    sales: str,
+    now: datetime,
+    *,
+    full_refresh: bool = False,
+    sales_columns: str = "sales_key, customer_key, amount",
 ) -> incremental.IncrementalSummary:
     con = wh.compute
     con.execute("create schema if not exists work.core")
@@ -50,7 +56,7 @@ def run(
     )
     con.execute(
         "create or replace table work.core.fct_sales as select * from (values "
-        f"{sales}) t (sales_key, customer_key, amount)"
+        f"{sales}) t ({sales_columns})"
     )
     batch = PublishBatch(
         replace={
@@ -143,6 +149,26 @@ def test_facts_whose_published_keys_changed_are_replaced_not_appended(open_wareh
     later = run(wh, customers, "(110, 1, 5.0), (111, 2, 7.0), (112, 2, 1.0), (113, 1, 3.0)", T3)
     assert later.mode["core.fct_sales"] == "new_rows"
     assert later.rows["core.fct_sales"] == 1
+
+
+def test_facts_whose_keys_moved_to_other_lines_are_replaced(open_warehouse) -> None:
+    """Lines renumbered by a file that sorts first keep the published keys, on other lines:
+    appending only the keys not yet published would duplicate old lines and lose new ones."""
+    wh = open_warehouse()
+    wh.init_schema()
+    customers = "(1, 'Ann', 'UK', 1)"
+    columns = "sales_key, customer_key, amount, _line"
+    run(wh, customers, "(10, 1, 5.0, 1), (11, 1, 7.0, 2)", T1, sales_columns=columns)
+
+    # A new line takes key 10; the published lines move on to keys 11 and 12.
+    moved = "(10, 1, 9.0, 1), (11, 1, 5.0, 1), (12, 1, 7.0, 2)"
+    summary = run(wh, customers, moved, T2, sales_columns=columns)
+    assert summary.mode["core.fct_sales"] == "full"
+    assert rows(wh, "select sales_key, amount from core.fct_sales order by 1") == [
+        (10, 9.0),
+        (11, 5.0),
+        (12, 7.0),
+    ]
 
 
 @pytest.mark.postgres
