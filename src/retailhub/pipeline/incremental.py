@@ -110,9 +110,9 @@ def prepare(
             stale = _keys_missing_from(con, existing, relation, placed)
             if stale:
                 log.warning(
-                    "%s: %s published rows have a key the rebuild no longer has (a key "
-                    "definition or a line numbering changed): the table is replaced in full, "
-                    "as appending would keep the old rows beside their new versions",
+                    "%s: %s published rows have a key the rebuild no longer has on the same "
+                    "line (a key definition or a line numbering changed): the table is "
+                    "replaced in full, as appending would keep old rows beside new versions",
                     target,
                     f"{stale:,}",
                 )
