@@ -278,7 +278,8 @@ def test_a_new_file_repeating_published_keys_quarantines_the_repeats(demo_projec
     )
     assert reasons[0] == [
         f"order_line_unique: duplicate key (row_id = {repeats[1][row_id]}) first seen at "
-        f"{original}:{rows.index(repeats[1]) + 1} (published by an earlier run)"
+        f"{original.relative_to(demo_project).as_posix()}:{rows.index(repeats[1]) + 1} "
+        "(published by an earlier run)"
     ]
     assert fetch(demo_project, sales) == [(before[0] + 120,)]
 
@@ -338,19 +339,19 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
         "select _source_file from quarantine.online_retail group by 1 order by count(*) desc, 1 "
         "limit 1",
     )
-    monthly = Path(name)
+    # files are recorded by their path relative to the project
+    monthly = demo_project / name
+    assert not Path(name).is_absolute() and monthly.is_file()
     in_file = "select count(*) from {} where _source_file = ?"
     published = fetch(demo_project, "select count(*), sum(net_amount) from core.fct_sales")
     raw_before = fetch(demo_project, "select count(*) from raw.online_retail")[0][0]
-    file_raw = fetch(demo_project, in_file.format("raw.online_retail"), [str(monthly)])[0][0]
-    file_quarantined = fetch(
-        demo_project, in_file.format("quarantine.online_retail"), [str(monthly)]
-    )[0][0]
+    file_raw = fetch(demo_project, in_file.format("raw.online_retail"), [name])[0][0]
+    file_quarantined = fetch(demo_project, in_file.format("quarantine.online_retail"), [name])[0][0]
     assert file_raw > 0 and file_quarantined > 0  # both sides of the replacement are covered
     (line,) = fetch(
         demo_project,
         "select min(_line) from raw.online_retail where _source_file = ?",
-        [str(monthly)],
+        [name],
     )[0]
 
     # The correction: one accepted line's quantity changed, the file's last line dropped.
@@ -369,12 +370,12 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
     assert fetch(
         demo_project,
         "select count(*), count(distinct _run_id) from raw.online_retail where _source_file = ?",
-        [str(monthly)],
+        [name],
     ) == [(batch.accepted_rows, 1)]
     assert fetch(
         demo_project,
         "select min(_run_id) from quarantine.online_retail where _source_file = ?",
-        [str(monthly)],
+        [name],
     ) == [(run if batch.quarantined_rows else None,)]
     assert fetch(demo_project, "select count(*) from raw.online_retail") == [
         (raw_before - file_raw + batch.accepted_rows,)
@@ -383,7 +384,7 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
         demo_project,
         "select count(*), sum(case when _line = ? then quantity end) from core.fct_sales "
         "where _source_file = ?",
-        [line, str(monthly)],
+        [line, name],
     )
     assert lines == [(batch.accepted_rows, int(rows[line][quantity]))]
     deleted = fetch(
@@ -401,17 +402,52 @@ def test_a_changed_file_replaces_its_earlier_version_when_the_source_says_so(
     monthly.write_bytes(original)
     assert project.run().exit_code == EXIT_OK
     assert fetch(demo_project, "select count(*), sum(net_amount) from core.fct_sales") == published
-    assert fetch(demo_project, in_file.format("raw.online_retail"), [str(monthly)]) == [(file_raw,)]
+    assert fetch(demo_project, in_file.format("raw.online_retail"), [name]) == [(file_raw,)]
 
     # A Superstore file emptied to its header (no volume rule there): no row to check, but the
     # file's rows still leave the history and the facts.
     orders = sorted((demo_project / "data" / "superstore").glob("*.csv"))[0]
-    assert fetch(demo_project, in_file.format("core.fct_sales"), [str(orders)])[0][0] > 0
+    recorded = orders.relative_to(demo_project).as_posix()
+    assert fetch(demo_project, in_file.format("core.fct_sales"), [recorded])[0][0] > 0
     header = orders.read_bytes().splitlines(keepends=True)[0]
     orders.write_bytes(header)
     assert project.run().exit_code == EXIT_OK
     for table in ("raw.superstore", "core.fct_sales"):
-        assert fetch(demo_project, in_file.format(table), [str(orders)]) == [(0,)], table
+        assert fetch(demo_project, in_file.format(table), [recorded]) == [(0,)], table
+
+
+def test_a_moved_project_still_knows_its_files(
+    demo_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are recorded by their path relative to the project, so a project moved (or
+    cloned, or mounted elsewhere) finds nothing new, and a file corrected there replaces its
+    earlier version instead of counting as a new file beside it."""
+    monkeypatch.setenv("RETAILHUB_SOURCES__ONLINE_RETAIL__ON_CHANGED_FILE", "replace")
+    assert Project.load(demo_project).run().exit_code == EXIT_OK
+    lines = (
+        "select (select count(*) from raw.online_retail)"
+        " + (select count(*) from quarantine.online_retail)"
+    )
+    (before,) = fetch(demo_project, lines)
+    moved = tmp_path / "moved"
+    shutil.move(demo_project, moved)
+
+    report = Project.load(moved).run()
+    assert report.exit_code == EXIT_OK, report.error
+    assert {d.dataset: d.input_rows for d in report.datasets} == {
+        d.dataset: 0 for d in report.datasets
+    }
+    assert fetch(moved, lines) == [before]
+
+    monthly = sorted((moved / "data" / "online_retail").glob("*.csv"))[0]
+    monthly.write_bytes(b"".join(monthly.read_bytes().splitlines(keepends=True)[:-1]))
+    report = Project.load(moved).run()
+    assert report.exit_code == EXIT_OK, report.error
+    assert fetch(moved, lines) == [(before[0] - 1,)]
+    recorded = monthly.relative_to(moved).as_posix()
+    assert fetch(moved, "select count(*) from meta.ingested_files where uri = ?", [recorded]) == [
+        (2,)
+    ]
 
 
 def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:

@@ -31,6 +31,18 @@ class InputUnit:
     bytes: int | None
     modified_at: datetime | None  # file mtime (UTC)
     watermark_from: str | None = None  # database: exclusive lower bound used for this unit
+    #: The name the ledger and ``_source_file`` record, when it is not ``uri``: a file is named
+    #: as its source's pattern names it (relative to the project when the pattern is), so a
+    #: project moved or cloned elsewhere still knows its files.
+    key: str | None = None
+    #: For a file ingested before whose bytes changed: the name its earlier version was
+    #: recorded under (its rows are the ones a correction replaces).
+    replaces: str | None = None
+
+    @property
+    def recorded_as(self) -> str:
+        """The unit's name in the ledger and in the rows' ``_source_file``."""
+        return self.key or self.uri
 
 
 @dataclass
@@ -39,7 +51,7 @@ class SourceState:
 
     ingested_checksums: set[str] = field(default_factory=set)
     last_watermark: str | None = None
-    # uri -> checksum of the version of that file ingested last: a file whose bytes differ
+    # recorded name -> checksum of the version of that file ingested last: a file whose bytes differ
     # from it is a changed file, even if those bytes were ingested once before (a revert)
     latest_checksums: dict[str, str] = field(default_factory=dict)
 

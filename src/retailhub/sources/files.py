@@ -53,17 +53,29 @@ class FileSource(Generic[ConfigT]):
         return None
 
 
-def resolve_glob(pattern: str, project_dir: Path, source: str) -> list[Path]:
-    """Files matching ``pattern`` (relative to the project dir, ``**`` allowed), sorted."""
+def match_files(pattern: str, project_dir: Path, source: str) -> list[tuple[Path, str]]:
+    """(resolved path, recorded name) of every file matching ``pattern``, sorted by path.
+
+    The recorded name is the file as the pattern names it: relative to the project dir
+    (POSIX separators, ``..`` allowed) when the pattern is relative, else absolute. Symlinks
+    are not followed for it, so a project moved, cloned or mounted elsewhere records the same
+    names, and a correction of a file is still recognised there.
+    """
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else (project_dir / base)
-    matches = sorted(
-        Path(p).resolve() for p in glob.glob(str(full), recursive=True) if Path(p).is_file()
-    )
+    root = os.path.abspath(project_dir)
+    matches = []
+    for found in glob.glob(str(full), recursive=True):
+        path = Path(found)
+        if not path.is_file():
+            continue
+        named = os.path.abspath(found)
+        key = named if base.is_absolute() else os.path.relpath(named, root)
+        matches.append((path.resolve(), Path(key).as_posix()))
     if not matches:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
         raise SourceError(f"source {source!r}: {what} {full}", source=source, path=str(full))
-    return matches
+    return sorted(matches)
 
 
 def sha256_file(path: Path) -> str:
@@ -87,12 +99,13 @@ def discover_files(
     """
     seen = set(state.ingested_checksums)
     units: list[InputUnit] = []
-    paths = resolve_glob(pattern, project_dir, source)
+    matches = match_files(pattern, project_dir, source)
+    paths = [path for path, _key in matches]
     # hashlib releases the GIL: a few threads hash a folder of files at disk speed, not one
     # file at a time (10M rows in 24 files: 0.73 s -> 0.4 s on two cores)
     with ThreadPoolExecutor(max_workers=_HASH_THREADS) as pool:
         fingerprints = pool.map(_fingerprint, paths)
-        for path, fingerprint in zip(paths, fingerprints, strict=True):
+        for (path, key), fingerprint in zip(matches, fingerprints, strict=True):
             if isinstance(fingerprint, OSError):
                 raise SourceError(
                     f"source {source!r}: cannot read {path}: {fingerprint.strerror or fingerprint}",
@@ -100,7 +113,8 @@ def discover_files(
                     path=str(path),
                 ) from fingerprint
             stat, checksum = fingerprint
-            latest = state.latest_checksums.get(str(path))
+            known_as = _recorded_name(state, key, path)
+            latest = state.latest_checksums.get(known_as) if known_as else None
             if latest == checksum:
                 continue
             if latest is None and checksum in seen:
@@ -109,10 +123,11 @@ def discover_files(
                         "source %s: %s has the same bytes as another file; skipped", source, path
                     )
                 elif state.latest_checksums:
-                    # Files are known by path: a moved folder or a renamed file holds rows
-                    # already in, but a later edit to it would be a new file, not a correction.
+                    # Files are known by name: a renamed file (or a folder moved outside the
+                    # pattern's reach) holds rows already in, but a later edit to it would be a
+                    # new file, not a correction.
                     log.warning(
-                        "source %s: %s holds a file already ingested under another path "
+                        "source %s: %s holds a file already ingested under another name "
                         "(moved or renamed?); skipped",
                         source,
                         path,
@@ -126,9 +141,24 @@ def discover_files(
                     checksum=checksum,
                     bytes=stat.st_size,
                     modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                    key=key,
+                    replaces=known_as,
                 )
             )
     return units
+
+
+def _recorded_name(state: SourceState, key: str, path: Path) -> str | None:
+    """The name under which the ledger knows this file, if it does.
+
+    Ledgers written before files were named relative to the project recorded the resolved
+    absolute path; such a file is still the same file (and a correction of it replaces the rows
+    recorded under that name).
+    """
+    for name in (key, str(path)):
+        if name in state.latest_checksums:
+            return name
+    return None
 
 
 def _fingerprint(path: Path) -> tuple[os.stat_result, str] | OSError:

@@ -177,7 +177,7 @@ class _Chain:
     ) -> Iterator[pa.RecordBatch]:
         started = time.perf_counter()
         unit_id = uuid.uuid4().hex
-        file_dict, unit_dict = pa.array([unit.uri]), pa.array([unit_id])
+        file_dict, unit_dict = pa.array([unit.recorded_as]), pa.array([unit_id])
         rows = 0
         for batch in reader:
             n = batch.num_rows
@@ -205,7 +205,7 @@ class _Chain:
             LandedUnit(
                 unit_id=unit_id,
                 source=unit.source,
-                uri=unit.uri,
+                uri=unit.recorded_as,
                 checksum=unit.checksum,
                 bytes=unit.bytes,
                 rows=rows,

@@ -176,6 +176,7 @@ def test_recursive_glob_relative_to_project_dir(tmp_path, make_source) -> None:
     units = make_source(type="csv", path="in/**/*.csv").discover(SourceState())
     assert [Path(u.uri).name for u in units] == ["a.csv", "b.csv"]
     assert all(Path(u.uri).is_absolute() for u in units)
+    assert [u.recorded_as for u in units] == ["in/2024/01/a.csv", "in/b.csv"]
     assert all(u.modified_at is not None and u.modified_at.tzinfo is not None for u in units)
 
 
@@ -201,15 +202,59 @@ def test_a_file_is_new_when_its_bytes_differ_from_its_latest_version(tmp_path, m
     _write(tmp_path / "a.csv", b"x\n1\n2\n")
     (v2,) = src.discover(SourceState(ingested_checksums={v1.checksum}))
     seen = {v1.checksum, v2.checksum}
-    latest = {v2.uri: str(v2.checksum)}
+    latest = {v2.recorded_as: str(v2.checksum)}
     assert src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest)) == []
     _write(tmp_path / "a.csv", b"x\n1\n")  # the first version's bytes again
     (back,) = src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest))
     assert back.checksum == v1.checksum
     # a new name for bytes already ingested is still the same input, not a new file
     shutil.copy(tmp_path / "a.csv", tmp_path / "b.csv")
-    latest = {v1.uri: str(v1.checksum)}
+    latest = {v1.recorded_as: str(v1.checksum)}
     assert src.discover(SourceState(ingested_checksums=seen, latest_checksums=latest)) == []
+
+
+def test_files_are_named_as_the_pattern_names_them(tmp_path, make_source) -> None:
+    """Relative patterns record project-relative names (a moved project knows its files);
+    absolute patterns record absolute ones; a name recorded as an absolute path by an older
+    ledger still identifies its file."""
+    project, data = tmp_path / "proj", tmp_path / "shared" / "data"
+    (project / "in").mkdir(parents=True)
+    data.mkdir(parents=True)
+    _write(project / "in" / "a.csv", b"x\n1\n")
+    _write(data / "b.csv", b"x\n2\n")
+    (unit,) = make_source(type="csv", path="in/*.csv", project_dir=project).discover(SourceState())
+    assert (unit.recorded_as, unit.uri) == ("in/a.csv", str(project / "in" / "a.csv"))
+    (outside,) = make_source(type="csv", path="../shared/data/*.csv", project_dir=project).discover(
+        SourceState()
+    )
+    assert outside.recorded_as == "../shared/data/b.csv"
+    (absolute,) = make_source(type="csv", path=str(data / "*.csv"), project_dir=project).discover(
+        SourceState()
+    )
+    assert absolute.recorded_as == str(data / "b.csv")
+
+    # the project moves: the same names, so nothing is new and a changed file is a correction
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    src = make_source(type="csv", path="in/*.csv", project_dir=moved)
+    known = SourceState(
+        ingested_checksums={str(unit.checksum)}, latest_checksums={"in/a.csv": str(unit.checksum)}
+    )
+    assert src.discover(known) == []
+    _write(moved / "in" / "a.csv", b"x\n1\n3\n")
+    (changed,) = src.discover(known)
+    assert (changed.recorded_as, changed.replaces) == ("in/a.csv", "in/a.csv")
+
+    # an older ledger recorded the resolved absolute path: still this file, and its rows (named
+    # by that path) are the ones the correction replaces
+    legacy = str((moved / "in" / "a.csv").resolve())
+    old = SourceState(
+        ingested_checksums={str(unit.checksum)}, latest_checksums={legacy: str(unit.checksum)}
+    )
+    (corrected,) = src.discover(old)
+    assert (corrected.recorded_as, corrected.replaces) == ("in/a.csv", legacy)
+    now = str(corrected.checksum)
+    assert src.discover(SourceState(ingested_checksums={now}, latest_checksums={legacy: now})) == []
 
 
 def test_file_changed_after_discovery_is_refused(tmp_path, make_source, land_source) -> None:

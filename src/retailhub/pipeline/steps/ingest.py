@@ -34,14 +34,14 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         latest_checksums={uri: checksum for uri, (checksum, _run) in known.items()},
     )
     units = source.discover(state)
-    changed = [u for u in units if u.checksum and u.uri in known]
+    changed = [u for u in units if u.checksum and u.replaces in known]
     if changed and getattr(cfg, "on_changed_file", "refuse") == "replace":
         for unit in changed:
             log.info(
                 "source %s: %s changed since run %s: its rows replace the earlier version's",
                 name,
                 unit.uri,
-                known[unit.uri][1],
+                known[str(unit.replaces)][1],
             )
     else:
         _refuse_changed_files(name, changed, known)
@@ -76,7 +76,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             "watermark": watermark,
             "units": [_unit_dict(u) for u in landed],
             # files whose earlier version's rows this run's rows replace (on_changed_file)
-            "replaces": [u.uri for u in changed],
+            "replaces": [u.replaces for u in changed],
             "skipped_unchanged": _skipped(source, state, len(units)),
         },
     )
@@ -95,11 +95,15 @@ def _refuse_changed_files(
     """
     if not changed:
         return
-    shown = "; ".join(
-        f"{u.uri} (ingested by run {known[u.uri][1]} as sha256 {known[u.uri][0][:12]}…, "
-        f"now {str(u.checksum)[:12]}…)"
-        for u in changed[:5]
-    )
+
+    def describe(unit: InputUnit) -> str:
+        checksum, run_id = known[str(unit.replaces)]
+        return (
+            f"{unit.uri} (ingested by run {run_id} as sha256 {checksum[:12]}…, "
+            f"now {str(unit.checksum)[:12]}…)"
+        )
+
+    shown = "; ".join(describe(u) for u in changed[:5])
     more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
     raise SourceError(
         f"source '{source}': {len(changed)} file(s) already ingested came back with different "
