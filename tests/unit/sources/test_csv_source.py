@@ -215,15 +215,15 @@ def test_a_file_is_new_when_its_bytes_differ_from_its_latest_version(tmp_path, m
 
 def test_files_are_named_as_the_pattern_names_them(tmp_path, make_source) -> None:
     """Relative patterns record project-relative names (a moved project knows its files);
-    absolute patterns record absolute ones; a name recorded as an absolute path by an older
-    ledger still identifies its file."""
+    absolute patterns record absolute ones; a source whose history holds absolute names (as
+    recorded before names were relative) keeps recording absolute names."""
     project, data = tmp_path / "proj", tmp_path / "shared" / "data"
     (project / "in").mkdir(parents=True)
     data.mkdir(parents=True)
     _write(project / "in" / "a.csv", b"x\n1\n")
     _write(data / "b.csv", b"x\n2\n")
     (unit,) = make_source(type="csv", path="in/*.csv", project_dir=project).discover(SourceState())
-    assert (unit.recorded_as, unit.uri) == ("in/a.csv", str(project / "in" / "a.csv"))
+    assert (unit.recorded_as, unit.uri) == ("in/a.csv", str((project / "in" / "a.csv").resolve()))
     (outside,) = make_source(type="csv", path="../shared/data/*.csv", project_dir=project).discover(
         SourceState()
     )
@@ -231,7 +231,7 @@ def test_files_are_named_as_the_pattern_names_them(tmp_path, make_source) -> Non
     (absolute,) = make_source(type="csv", path=str(data / "*.csv"), project_dir=project).discover(
         SourceState()
     )
-    assert absolute.recorded_as == str(data / "b.csv")
+    assert absolute.recorded_as == str((data / "b.csv").resolve())
 
     # the project moves: the same names, so nothing is new and a changed file is a correction
     moved = tmp_path / "moved"
@@ -245,16 +245,49 @@ def test_files_are_named_as_the_pattern_names_them(tmp_path, make_source) -> Non
     (changed,) = src.discover(known)
     assert (changed.recorded_as, changed.replaces) == ("in/a.csv", "in/a.csv")
 
-    # an older ledger recorded the resolved absolute path: still this file, and its rows (named
-    # by that path) are the ones the correction replaces
+    # a history recorded by absolute path: its names stay absolute, new files' too, so a
+    # correction replaces the rows of the name they were recorded under
     legacy = str((moved / "in" / "a.csv").resolve())
     old = SourceState(
         ingested_checksums={str(unit.checksum)}, latest_checksums={legacy: str(unit.checksum)}
     )
-    (corrected,) = src.discover(old)
-    assert (corrected.recorded_as, corrected.replaces) == ("in/a.csv", legacy)
-    now = str(corrected.checksum)
-    assert src.discover(SourceState(ingested_checksums={now}, latest_checksums={legacy: now})) == []
+    _write(moved / "in" / "c.csv", b"x\n4\n")
+    corrected, new = src.discover(old)
+    assert (corrected.recorded_as, corrected.replaces) == (legacy, legacy)
+    assert (new.recorded_as, new.replaces) == (str((moved / "in" / "c.csv").resolve()), None)
+
+
+def test_a_link_and_the_file_it_points_to_are_one_file(tmp_path, make_source) -> None:
+    """A "current" link beside the deliveries is named by its target: pointing it at the next
+    delivery is a new file, not a change of the link's file (which would replace or refuse)."""
+    (tmp_path / "data").mkdir()
+    jan = _write(tmp_path / "data" / "jan.csv", b"x\n1\n")
+    (tmp_path / "data" / "current.csv").symlink_to(jan)
+    src = make_source(type="csv", path="data/*.csv")
+    (first,) = src.discover(SourceState())
+    assert first.recorded_as == "data/jan.csv"
+    feb = _write(tmp_path / "data" / "feb.csv", b"x\n2\n")
+    (tmp_path / "data" / "current.csv").unlink()
+    (tmp_path / "data" / "current.csv").symlink_to(feb)
+    history = SourceState(
+        ingested_checksums={str(first.checksum)},
+        latest_checksums={"data/jan.csv": str(first.checksum)},
+    )
+    (second,) = src.discover(history)
+    assert (second.recorded_as, second.replaces) == ("data/feb.csv", None)
+
+
+def test_a_changed_file_and_its_copy_are_ingested_once(tmp_path, make_source) -> None:
+    a = _write(tmp_path / "a.csv", b"x\n1\n")
+    src = make_source(type="csv", path="*.csv")
+    (first,) = src.discover(SourceState())
+    history = SourceState(
+        ingested_checksums={str(first.checksum)}, latest_checksums={"a.csv": str(first.checksum)}
+    )
+    a.write_bytes(b"x\n1\n2\n")
+    shutil.copy(a, tmp_path / "0.csv")  # a new name that sorts first: the correction wins
+    (only,) = src.discover(history)
+    assert (only.recorded_as, only.replaces) == ("a.csv", "a.csv")
 
 
 def test_file_changed_after_discovery_is_refused(tmp_path, make_source, land_source) -> None:
