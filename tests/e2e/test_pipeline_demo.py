@@ -16,10 +16,13 @@ from tests.e2e.helpers import (
     table_fingerprints,
     tables_in,
     uses_duckdb,
+    warehouse_path,
 )
 
+from retailhub.config.settings import WarehouseConfig
 from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME, UsageError
 from retailhub.pipeline.project import Project
+from retailhub.warehouse.factory import open_warehouse
 
 STAR = {
     "core.dim_date",
@@ -448,6 +451,45 @@ def test_a_moved_project_still_knows_its_files(
     assert fetch(moved, "select count(*) from meta.ingested_files where uri = ?", [recorded]) == [
         (2,)
     ]
+
+
+def test_a_history_recorded_by_absolute_path_keeps_its_names(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warehouses written before files were named relative to the project hold absolute
+    names. Such a source keeps recording absolute names, so a correction still replaces the
+    rows of the name its file was recorded under, and no file is known by two kinds of name."""
+    monkeypatch.setenv("RETAILHUB_SOURCES__ONLINE_RETAIL__ON_CHANGED_FILE", "replace")
+    assert Project.load(demo_project).run().exit_code == EXIT_OK
+    root = demo_project.resolve().as_posix() + "/"
+    url = os.environ.get("RETAILHUB_WAREHOUSE__URL", f"duckdb:///{warehouse_path(demo_project)}")
+    with open_warehouse(WarehouseConfig(url=url), demo_project) as wh:  # as an older run wrote it
+        wh.execute(
+            "update meta.ingested_files set uri = ? || uri where source = 'online_retail'", [root]
+        )
+        for table in ("raw.online_retail", "quarantine.online_retail", "core.fct_sales"):
+            wh.execute(
+                f"update {table} set _source_file = ? || _source_file "
+                "where _source = 'online_retail'",
+                [root],
+            )
+    lines = (
+        "select (select count(*) from raw.online_retail)"
+        " + (select count(*) from quarantine.online_retail)"
+    )
+    (before,) = fetch(demo_project, lines)
+    monthly = sorted((demo_project / "data" / "online_retail").glob("*.csv"))[0]
+    monthly.write_bytes(b"".join(monthly.read_bytes().splitlines(keepends=True)[:-1]))
+    report = Project.load(demo_project).run()
+    assert report.exit_code == EXIT_OK, report.error
+    assert fetch(demo_project, lines) == [(before[0] - 1,)]
+    recorded = "select count(*) from meta.ingested_files where uri = ?"
+    assert fetch(demo_project, recorded, [str(monthly.resolve())]) == [(2,)]
+    relative = (
+        "select count(*) from {} where _source = 'online_retail' and _source_file not like '/%'"
+    )
+    for table in ("raw.online_retail", "core.fct_sales"):
+        assert fetch(demo_project, relative.format(table)) == [(0,)], table
 
 
 def test_failure_between_two_table_writes_leaves_previous_state(demo_project: Path) -> None:
