@@ -31,9 +31,9 @@ class InputUnit:
     bytes: int | None
     modified_at: datetime | None  # file mtime (UTC)
     watermark_from: str | None = None  # database: exclusive lower bound used for this unit
-    #: The name the ledger and ``_source_file`` record, when it is not ``uri``: a file is named
-    #: as its source's pattern names it (relative to the project when the pattern is), so a
-    #: project moved or cloned elsewhere still knows its files.
+    #: The name the ledger and ``_source_file`` record, when it is not ``uri``: a file's real
+    #: path relative to the project when its source's pattern is relative, so a project moved
+    #: or cloned elsewhere still knows its files (see ``files.match_files``).
     key: str | None = None
     #: For a file ingested before whose bytes changed: the name its earlier version was
     #: recorded under (its rows are the ones a correction replaces).

@@ -105,9 +105,10 @@ def discover_files(
     """New files for ``source``: every match whose checksum the ledger has not seen yet,
     and every file ingested before whose bytes differ from its latest ingested version.
 
-    Two files with identical bytes in one discovery are one unit (the second is skipped with a
-    warning), consistent with "same checksum = same input"; so is a new path holding bytes
-    already ingested under another (a renamed file).
+    Two files with identical bytes in one discovery are one unit (the one the ledger knows,
+    else the first; the other is skipped with a warning), consistent with "same checksum =
+    same input"; so is a new name holding bytes already ingested under another (a renamed
+    file).
     """
     seen = set(state.ingested_checksums)
     this_discovery: set[str] = set()
