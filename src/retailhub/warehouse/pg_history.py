@@ -12,6 +12,9 @@ partition never changes once attached, so a local DuckDB copy only needs what it
 * runs the warehouse no longer has or that changed (a restore, a manual delete or update)
   are dropped; runs the mirror lacks are fetched, and must arrive with the rows counted;
   all in one local transaction, so a killed run leaves the mirror as it was;
+* a run that only lost whole files' rows (what a correction deletes: fewer rows, no newer
+  row version, every remaining file's count unchanged) is trimmed locally instead of fetched
+  again (a correction of one file of a 10M-row first run would otherwise fetch all of it);
 * a table whose columns or type mapping changed is fetched again whole.
 
 Whenever the mirror cannot be used — its file is locked by another process, rows without a
@@ -50,6 +53,10 @@ _TABLES = f"{ALIAS}.main._rh_mirrored_tables"
 FetchRuns = Callable[[list[str]], Any]
 #: run id -> (rows, newest row version) in the warehouse.
 RunVersions = Mapping[str, tuple[int, int]]
+#: Reads the row count of every (run id, ``_source``, ``_source_file``) of the given runs.
+FileCounts = Callable[[list[str]], Mapping[tuple[str, str, str], int]]
+#: The columns that name a row's file, by which a correction deletes rows.
+FILE_COLUMNS = ("_source", "_source_file")
 
 
 class MirrorUnusable(Exception):
@@ -72,6 +79,7 @@ class Refresh:
     dropped_runs: int
     fetched_rows: int
     seconds: float
+    trimmed_runs: int = 0
 
 
 class HistoryMirror:
@@ -87,17 +95,19 @@ class HistoryMirror:
         columns: list[tuple[str, str]],
         warehouse_runs: RunVersions,
         fetch: FetchRuns,
+        file_counts: FileCounts | None = None,
     ) -> str:
         """The mirror of ``table`` brought level with ``warehouse_runs``; raises
-        :class:`MirrorUnusable` when the caller should stream the table instead."""
+        :class:`MirrorUnusable` when the caller should stream the table instead.
+        ``file_counts`` lets runs that only lost whole files be trimmed, not fetched."""
         started = time.perf_counter()
         self._attach(con)
         local = f"{ALIAS}.main.{quote_ident(table.replace('.', '__'))}"
         signature = json.dumps([(n, t, duck_type_of(t)) for n, t in columns])
         con.execute("begin transaction")
         try:
-            kept, dropped, missing = self._reconcile(
-                con, table, local, signature, columns, warehouse_runs
+            kept, dropped, missing, trimmed = self._reconcile(
+                con, table, local, signature, columns, warehouse_runs, file_counts
             )
             fetched_rows = self._fetch(con, table, local, columns, missing, warehouse_runs, fetch)
             con.execute("commit")
@@ -105,14 +115,15 @@ class HistoryMirror:
             con.execute("rollback")
             raise
         done = Refresh(
-            table, kept, len(missing), dropped, fetched_rows, time.perf_counter() - started
+            table, kept, len(missing), dropped, fetched_rows, time.perf_counter() - started, trimmed
         )
         self.refreshes.append(done)
         log.info(
-            "history of %s: %d run(s) kept in the local mirror, %d fetched (%s rows), "
-            "%d dropped, in %.2fs",
+            "history of %s: %d run(s) kept in the local mirror (%d trimmed of deleted files), "
+            "%d fetched (%s rows), %d dropped, in %.2fs",
             table,
             done.kept_runs,
+            trimmed,
             done.fetched_runs,
             f"{fetched_rows:,}",
             dropped,
@@ -158,9 +169,10 @@ class HistoryMirror:
         signature: str,
         columns: list[tuple[str, str]],
         warehouse_runs: RunVersions,
-    ) -> tuple[int, int, list[str]]:
+        file_counts: FileCounts | None,
+    ) -> tuple[int, int, list[str], int]:
         """Make the local table match the warehouse's columns and drop runs that differ;
-        returns (runs kept, runs dropped, runs to fetch)."""
+        returns (runs kept, runs dropped, runs to fetch, runs trimmed)."""
         known = con.execute(
             f"select columns from {_TABLES} where table_name = ?", [table]
         ).fetchall()
@@ -169,7 +181,7 @@ class HistoryMirror:
             con.execute(f"create or replace table {local} ({ddl})")
             con.execute(f"delete from {_RUNS} where table_name = ?", [table])
             con.execute(f"insert or replace into {_TABLES} values (?, ?)", [table, signature])
-            return 0, 0, sorted(warehouse_runs)
+            return 0, 0, sorted(warehouse_runs), 0
         counts = dict(
             con.execute(f"select {RUN_COLUMN}, count(*) from {local} group by 1").fetchall()
         )
@@ -186,6 +198,20 @@ class HistoryMirror:
             or recorded.get(run) != tuple(warehouse_runs[run])
             or counts.get(run) != warehouse_runs[run][0]
         )
+        shrunk = [
+            run
+            for run in stale
+            if run in warehouse_runs
+            and run in recorded
+            and counts.get(run) == recorded[run][0]
+            and warehouse_runs[run][0] < recorded[run][0]
+            and warehouse_runs[run][1] <= recorded[run][1]
+        ]
+        names = {name for name, _ in columns}
+        trimmed: set[str] = set()
+        if shrunk and file_counts is not None and names.issuperset(FILE_COLUMNS):
+            trimmed = self._trim(con, table, local, shrunk, warehouse_runs, file_counts)
+            stale = [run for run in stale if run not in trimmed]
         if stale:
             con.execute(f"delete from {local} where {RUN_COLUMN} in (select unnest(?))", [stale])
             con.execute(
@@ -194,7 +220,49 @@ class HistoryMirror:
             )
         missing = sorted(r for r in warehouse_runs if r not in counts or r in stale)
         kept = len([r for r in counts if r not in stale])
-        return kept, len(stale), missing
+        return kept, len(stale), missing, len(trimmed)
+
+    @staticmethod
+    def _trim(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        local: str,
+        runs: list[str],
+        warehouse_runs: RunVersions,
+        file_counts: FileCounts,
+    ) -> set[str]:
+        """Delete locally the files the warehouse deleted from ``runs``; returns the runs
+        that are level again. A run qualifies when every file the warehouse still has keeps
+        its local row count and the files it lacks are gone whole (a correction's delete);
+        anything else (part of a file deleted) leaves the run to be fetched again."""
+        remote = file_counts(runs)
+        local_counts = con.execute(
+            f"select {RUN_COLUMN}, _source, _source_file, count(*) from {local} "
+            f"where {RUN_COLUMN} in (select unnest(?)) group by all",
+            [runs],
+        ).fetchall()
+        trimmed: set[str] = set()
+        for run in runs:
+            mine = {(s, f): n for r, s, f, n in local_counts if r == run}
+            theirs = {(s, f): n for (r, s, f), n in remote.items() if r == run}
+            gone = [key for key in mine if key not in theirs]
+            if any(mine.get(key) != n for key, n in theirs.items()) or any(
+                s is None or f is None for s, f in gone
+            ):
+                continue
+            for source, file in gone:
+                con.execute(
+                    f"delete from {local} where {RUN_COLUMN} = ? and _source = ? "
+                    "and _source_file = ?",
+                    [run, source, file],
+                )
+            rows, version = warehouse_runs[run]
+            con.execute(
+                f"update {_RUNS} set rows = ?, version = ? where table_name = ? and run_id = ?",
+                [rows, version, table, run],
+            )
+            trimmed.add(run)
+        return trimmed
 
     @staticmethod
     def _fetch(

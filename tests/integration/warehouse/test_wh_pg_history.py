@@ -98,6 +98,30 @@ def test_mirror_fetches_only_missing_runs_and_repairs_itself(
         [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
         assert (refresh.kept_runs, refresh.fetched_runs, refresh.dropped_runs) == (2, 0, 0)
 
+    # A correction deletes a file's rows from its run: the mirror deletes the same file and
+    # fetches nothing. Part of a file deleted is not a correction's delete: fetched again.
+    [(run_id, file)] = pg_db.sql(
+        f"select _run_id, min(_source_file) from {RAW} group by 1 order by 1 limit 1"
+    )
+    pg_db.sql(f"delete from {RAW} where _run_id = %s and _source_file = %s", (run_id, file))
+    with project.open_warehouse(work_db=tmp_path / "work.duckdb") as wh:
+        relation = wh.history_relation(RAW)
+        [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
+        assert (refresh.kept_runs, refresh.trimmed_runs, refresh.fetched_runs) == (2, 1, 0)
+        files = f"select count(*) from {relation} where _source_file = ?"
+        assert wh.compute.execute(files, [file]).fetchall() == [(0,)]
+    assert mirror_runs(path) == warehouse_runs(pg_db)
+    pg_db.sql(
+        f"delete from {RAW} where _run_id = %s and ctid in "
+        f"(select ctid from {RAW} where _run_id = %s limit 2)",
+        (run_id, run_id),
+    )
+    with project.open_warehouse(work_db=tmp_path / "work.duckdb") as wh:
+        wh.history_relation(RAW)
+        [refresh] = wh.history_mirror.refreshes  # type: ignore[attr-defined]
+        assert (refresh.trimmed_runs, refresh.fetched_runs, refresh.dropped_runs) == (0, 1, 1)
+    assert mirror_runs(path) == warehouse_runs(pg_db)
+
     # A raw row changed in the warehouse (same row count, a new row version): that run is
     # fetched again.
     [(run_id,)] = pg_db.sql(f"select _run_id from {RAW} group by 1 order by 1 limit 1")
