@@ -265,6 +265,9 @@ def test_a_new_file_repeating_published_keys_quarantines_the_repeats(demo_projec
 
     mostly_repeats = deliver("zz-reexport.csv", [*repeats, fresh(0)])
     gated = project.run()
+    # stopped by the gate, not failed: its input must change, resuming it would not
+    with pytest.raises(UsageError, match="has status quality_failed; only failed runs resume"):
+        project.run(resume=gated.run_id)
     assert gated.exit_code == EXIT_QUALITY_GATE
     assert "superstore.order_line_unique: 2 of 3 rows repeat an earlier key" in (gated.error or "")
     assert fetch(demo_project, sales) == [before]

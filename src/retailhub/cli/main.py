@@ -65,7 +65,7 @@ ProjectOpt = Annotated[
         "--project",
         "-p",
         help="Project folder holding retailhub.yaml (default: current folder).",
-        envvar="RETAILHUB_PROJECT",
+        envvar="RETAILHUB_PROJECT_DIR",
         show_envvar=True,
     ),
 ]
@@ -134,7 +134,9 @@ def main(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv debug).")
     ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log only errors (summaries still print).")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -167,7 +169,10 @@ def init(
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the datasets to.")],
     rows: Annotated[
-        int, typer.Option(min=1, help="Online-retail transaction rows to write.")
+        int,
+        typer.Option(
+            min=1, help="Online-retail transaction rows (the injected duplicates come on top)."
+        ),
     ] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
     defect_rate: Annotated[
@@ -189,6 +194,10 @@ def generate(
             )
         except ValueError as exc:
             raise UsageError(f"generate: {exc}") from None
+        except OSError as exc:
+            raise UsageError(
+                f"generate: cannot write to {out_dir}: {exc.strerror or exc}", path=str(out_dir)
+            ) from None
     out.print(
         f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
         f"defects listed in {report.defects_path}"
@@ -216,8 +225,7 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run the pipeline: ingest → validate → transform → analytics → publish, then print a
-    summary.
+    """Run the pipeline (ingest, validate, transform, analytics, publish) and print a summary.
 
     Only input files not ingested before are read. A run that finds nothing new, with the
     same configuration, code and models as the last build, leaves the warehouse as it is.
@@ -366,8 +374,9 @@ def bench(
     warehouse: WarehouseOpt = None,
     keep: Annotated[bool, typer.Option(help="Keep the generated data and warehouse.")] = False,
 ) -> None:
-    """Benchmark: generate N rows (+ proportional datasets), run the pipeline, print rows/s
-    per stage."""
+    """Benchmark: generate data, run the pipeline, print rows/s per stage and peak memory.
+
+    Generates N transaction rows plus proportional other datasets."""
     from retailhub.cli.console import render_rows
     from retailhub.pipeline.bench import run_benchmark
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
 from retailhub.config.envsubst import expand
 from retailhub.config.settings import ProjectSettings
@@ -47,7 +48,7 @@ class LoadedProject:
 
 def find_config(project_dir: Path | None) -> Path:
     """Return the project file of ``project_dir`` (default: current directory)."""
-    base = Path(project_dir or os.environ.get("RETAILHUB_PROJECT") or ".").resolve()
+    base = Path(project_dir or os.environ.get("RETAILHUB_PROJECT_DIR") or ".").resolve()
     path = base if base.is_file() else base / CONFIG_FILE
     if not path.exists():
         raise ConfigError(
@@ -204,6 +205,17 @@ def validate_settings(
     """
     try:
         return ProjectSettings(**data)
+    except SettingsError as exc:
+        # A RETAILHUB_<KEY> variable for a nested section (warehouse, runner...) must hold a
+        # JSON object; anything else fails in pydantic-settings before validation.
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        raise ConfigError(
+            f"{path}: environment variable RETAILHUB_{field.upper()} does not hold a valid value "
+            f"for section '{field}' (a JSON object); set one key with "
+            f"RETAILHUB_{field.upper()}__<KEY>, e.g. RETAILHUB_WAREHOUSE__URL",
+            file=str(path),
+            key=field,
+        ) from None
     except ValidationError as exc:
         profiles = data.get("profiles") if isinstance(data.get("profiles"), dict) else {}
         override = (profiles or {}).get(profile) if profile else None

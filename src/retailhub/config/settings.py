@@ -108,7 +108,6 @@ class ProjectSettings(BaseSettings):
 
     project: str = "retailhub"
     description: str = ""
-    data_dir: str = "data"
     warehouse: WarehouseConfig = WarehouseConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     quality: QualityConfig = Field(default_factory=QualityConfig)

@@ -168,7 +168,8 @@ def run_benchmark(
             "without_analytics_s": round(run_s - analytics_s, 1),
             "pipeline_peak_mb": round(run_peak / 2**20),
             "exit_code": code,
-            "warehouse": detail["run"]["warehouse_url"],
+            "warehouse": detail["run"]["warehouse_url"]
+            + ("" if keep or workdir is not None else " (removed; --keep keeps it)"),
         }
         return {"stages": stages, "summary": summary, "workdir": str(base)}
     finally:

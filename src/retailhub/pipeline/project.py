@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from retailhub.config.loader import LoadedProject, load_project
-from retailhub.errors import EXIT_RUNTIME, RetailhubError, UsageError
+from retailhub.errors import (
+    EXIT_RUNTIME,
+    RetailhubError,
+    UsageError,
+    WarehouseError,
+    WarehouseUnavailable,
+)
 from retailhub.pipeline.context import ProgressSink, RunContext
 from retailhub.pipeline.plan import Plan, build_plan
 from retailhub.pipeline.report import RunReport, build_report
@@ -100,11 +106,18 @@ class Project:
         run_id = resume or new_run_id()
         work_db = self.work_db(run_id)
         if resume and not work_db.exists():
-            if not self._run_in_ledger(resume):
+            status = self._run_status(resume)
+            if status is None:
                 raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
+            if status not in ("failed", "running"):
+                # a quality-gate stop is not a failure to continue: the data must change first
+                raise UsageError(
+                    f"run {resume} has status {status}; only failed runs resume (a run stopped "
+                    "by the quality gate needs new or corrected input: start a new run)"
+                )
             raise UsageError(
                 f"run {resume} cannot be resumed: its scratch database {work_db} is gone "
-                "(it is removed when a run succeeds); start a new run instead"
+                "(it is kept only after a failure, until a run succeeds); start a new run instead"
             )
         warehouse = self.open_warehouse(work_db=work_db)
         outcome: RunOutcome | None = None
@@ -200,12 +213,14 @@ class Project:
         with self.open_warehouse(read_only=True) as wh:
             return Ledger(wh).list_runs(limit)
 
-    def _run_in_ledger(self, run_id: str) -> bool:
+    def _run_status(self, run_id: str) -> str | None:
+        """The ledger's status of ``run_id``; None when there is no such run."""
         try:
             with self.open_warehouse(read_only=True) as wh:
-                return Ledger(wh).get_run(run_id) is not None
+                row = Ledger(wh).get_run(run_id)
         except RetailhubError:  # no warehouse yet: no run either
-            return False
+            return None
+        return None if row is None else str(row["status"])
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
         with self.open_warehouse(read_only=True) as wh:
@@ -245,16 +260,19 @@ class Project:
         from retailhub.warehouse.pg_roles import RoleNames, SupportsRoles
         from retailhub.warehouse.pseudonymise import KEY_ENV
 
+        schemas = "select schema_name from information_schema.schemata"
         with self.open_warehouse() as wh:
+            before = {str(r[0]) for r in wh.query(schemas).rows}
             wh.init_schema()
             audit.ensure_table(wh)
             if not isinstance(wh, SupportsRoles):
                 return {"warehouse": wh.display_url, "roles": "not applicable (embedded DuckDB)"}
             report = wh.init_roles(RoleNames(loader=loader_role, analyst=analyst_role))
+            created = sorted({str(r[0]) for r in wh.query(schemas).rows} - before)
             return {
                 "warehouse": wh.display_url,
                 "created_roles": ", ".join(report.created_roles) or "none (already there)",
-                "created_schemas": ", ".join(report.created_schemas) or "none (already there)",
+                "created_schemas": ", ".join(created) or "none (already there)",
                 "grants": len(report.grants),
                 "withheld_from_analyst": (
                     f"{', '.join(report.withheld)} (personal values in clear, published before "
@@ -300,6 +318,14 @@ class Project:
         with self.open_warehouse(read_only=True) as wh:
             try:
                 return wh.query(sql)
+            except WarehouseError as exc:
+                # The server refused the statement itself (syntax, unknown table, a write on
+                # the read-only session, a permission): the user's SQL, as on DuckDB; a lost
+                # connection (SQLSTATE class 08) stays a runtime failure.
+                sqlstate = str(exc.context.get("sqlstate") or "")
+                if isinstance(exc, WarehouseUnavailable) or not sqlstate or sqlstate[:2] == "08":
+                    raise
+                raise UsageError(str(exc)) from None
             except RetailhubError:
                 raise
             except Exception as exc:

@@ -444,13 +444,22 @@ class PostgresWarehouse(Warehouse):
     def close(self) -> None:
         for closer in (
             lambda: self._adbc.close() if self._adbc is not None else None,
-            self._conn.close,  # ends the session: releases the writer lock
+            # A closed session's backend lets go of its advisory locks only when it exits, a
+            # moment after close() returns: the next command (a backup's audit entry, a run
+            # started right after) could still find the writer lock held. Released here, it is
+            # free when close() returns.
+            self._release_locks,
+            self._conn.close,  # ends the session (and so releases the lock if the above failed)
             lambda: self._compute.close() if self._compute is not None else None,
         ):
             with contextlib.suppress(Exception):  # closing twice, or after a server restart
                 closer()
         self._adbc = None
         self._compute = None
+
+    def _release_locks(self) -> None:
+        if not self._conn.closed:
+            self._conn.execute("select pg_advisory_unlock_all()")
 
     # -- errors ----------------------------------------------------------------------------------
     def _error(self, what: str, exc: BaseException) -> WarehouseError:
@@ -462,7 +471,10 @@ class PostgresWarehouse(Warehouse):
             if isinstance(exc, psycopg.OperationalError) and self._conn.closed
             else WarehouseError
         )
-        return cls(f"{what} on {self.display_url}: {detail}", host=self.target.host)
+        sqlstate = getattr(exc, "sqlstate", None)
+        return cls(
+            f"{what} on {self.display_url}: {detail}", host=self.target.host, sqlstate=sqlstate
+        )
 
 
 def copy_rows(conn: psycopg.Connection[Any], table: str, rows: list[dict[str, Any]]) -> None:

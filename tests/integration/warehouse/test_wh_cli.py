@@ -70,6 +70,22 @@ def test_concurrent_runs_are_serialised(demo_project: Path, pg_db: PgDatabase) -
     assert raw == [(1,)]
 
 
+def test_query_errors_are_the_users_or_the_servers(tmp_path: Path, pg_db: PgDatabase) -> None:
+    """SQL the server refuses is a usage error (2), as on DuckDB; an unreachable server is a
+    runtime failure (3)."""
+    project = tmp_path / "shop"
+    assert cli("init", str(project)).returncode == 0
+    for sql in ("selec 1", "select * from core.nope", "create table core.x (a int)"):
+        refused = cli("query", "-p", str(project), "--warehouse", pg_db.url, sql)
+        assert refused.returncode == 2, (sql, refused.stderr)
+        assert "query failed" in refused.stderr
+    assert cli("query", "-p", str(project), "--warehouse", pg_db.url, "select 1").returncode == 0
+    port = free_port()
+    down = cli("query", "-p", str(project), "--warehouse", f"postgresql://u@127.0.0.1:{port}/x",
+               "select 1")  # fmt: skip
+    assert down.returncode == 3, down.stderr
+
+
 def test_init_runs_backup_restore_and_audit_trail(
     demo_project: Path, pg_db: PgDatabase, tmp_path: Path
 ) -> None:
@@ -211,6 +227,13 @@ def test_init_after_clear_publish_withholds_personal_data_until_pseudonymised(
     refused = cli("run", *project, "--warehouse", loader_url(pg_db), env=no_key)
     assert refused.returncode == 2
     assert "RETAILHUB_PSEUDONYM_KEY" in refused.stderr
+    # refused by the health check, before any task read input or built a model
+    assert "this warehouse has an analyst role" in refused.stderr
+    failed = "(select run_id from meta.pipeline_runs where status <> 'success')"
+    ran = (
+        f"select task, status from meta.task_runs where run_id in {failed} and status <> 'skipped'"
+    )
+    assert pg_db.sql(ran) == [("health", "failed")]
 
     cli("run", *project, "--warehouse", loader_url(pg_db), check=True)
     assert pg_db.sql(clear) == [(0,)]

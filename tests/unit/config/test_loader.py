@@ -255,6 +255,20 @@ def test_an_environment_value_is_named_by_its_variable(
     assert "environment variable RETAILHUB_RUNNER__RETRIES" in str(exc.value)
 
 
+def test_a_section_variable_without_a_key_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RETAILHUB_WAREHOUSE (for RETAILHUB_WAREHOUSE__URL) used to escape as an unexpected
+    pydantic-settings error, exit 3."""
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_WAREHOUSE", "postgresql://x@h/db")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    message = str(exc.value)
+    assert "RETAILHUB_WAREHOUSE does not hold a valid value" in message
+    assert "RETAILHUB_WAREHOUSE__URL" in message
+
+
 def test_a_variable_for_no_top_level_key_is_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -33,6 +33,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 ) from None
             sources[name] = cfg.type
     check_rules(ctx)
+    if ctx.publishes:
+        check_pseudonym_key(ctx)
     return TaskOutput(
         payload={"warehouse": ctx.warehouse.display_url, "sources": sources},
     )
@@ -58,3 +60,18 @@ def check_rules(ctx: RunContext) -> None:
         if dataset not in columns or not rules.rules or not refs <= set(columns):
             continue
         validate_rules(dataset, rules, columns[dataset], {r: columns[r] for r in refs})
+
+
+def check_pseudonym_key(ctx: RunContext) -> None:
+    """A warehouse with an analyst role publishes personal columns only pseudonymised, so
+    without the key the publish would refuse: say so now, before ingest and the model build
+    spend their minutes (``dim_customer`` always carries the name and e-mail columns)."""
+    from retailhub.pipeline.publish_policy import has_analyst_role
+    from retailhub.warehouse import pseudonymise
+
+    if pseudonymise.key_from_env() is None and has_analyst_role(ctx.warehouse):
+        raise ConfigError(
+            f"this warehouse has an analyst role, so personal columns (customer names, e-mails) "
+            f"are published only pseudonymised: set {pseudonymise.KEY_ENV}",
+            key=pseudonymise.KEY_ENV,
+        )

@@ -89,7 +89,11 @@ class TypeErrorChecks(Check):
             if not failing:
                 continue
             name = f"type:{column}" if column else "type:other"
-            what = f"hold a {column} that does not fit its type" if column else "have type errors"
+            what = (
+                f"hold a value of {column} that does not fit its type"
+                if column
+                else "have type errors"
+            )
             sample = samples.get(alias)
             info = self._info(column, name)
             out.append(pass_rate_result(info, env, failing, env.total_rows, sample, what))
