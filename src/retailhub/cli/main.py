@@ -425,6 +425,9 @@ def backup(
     project: ProjectOpt = None,
     warehouse: WarehouseOpt = None,
     profile: ProfileOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace FILE if it exists (an earlier backup).")
+    ] = False,
 ) -> None:
     """Back up the warehouse to FILE, with FILE.manifest.json and a FILE.sha256 checksum file."""
     from retailhub.cli.console import render_rows
@@ -432,7 +435,7 @@ def backup(
 
     result = Project.load(
         project, profile=profile, warehouse_url=warehouse, reads_sources=False
-    ).backup(out)
+    ).backup(out, replace=force)
     render_rows(
         [
             {

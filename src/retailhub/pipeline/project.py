@@ -283,11 +283,11 @@ class Project:
                 ),
             }
 
-    def backup(self, out: Path) -> Any:
+    def backup(self, out: Path, *, replace: bool = False) -> Any:
         """Write a verified backup (FILE, FILE.manifest.json, FILE.sha256)."""
         from retailhub.warehouse.backup import backup
 
-        return backup(self.settings.warehouse, self.root, Path(out))
+        return backup(self.settings.warehouse, self.root, Path(out), replace=replace)
 
     def restore(self, path: Path) -> Any:
         """Verify a backup's checksums, then replace the warehouse with it atomically."""

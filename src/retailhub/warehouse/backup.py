@@ -148,9 +148,18 @@ def table_counts(wh: Warehouse, schemas: tuple[str, ...] = SCHEMAS) -> dict[str,
 
 
 # -- entry points ----------------------------------------------------------------------------------
-def backup(cfg: WarehouseConfig, root: Path, out: Path) -> BackupResult:
-    """Write a verified backup of the warehouse configured by ``cfg`` to ``out``."""
+def backup(cfg: WarehouseConfig, root: Path, out: Path, *, replace: bool = False) -> BackupResult:
+    """Write a verified backup of the warehouse configured by ``cfg`` to ``out``.
+
+    An existing ``out`` is an earlier backup: it is replaced only when asked (``replace``),
+    never by a mistyped name."""
     out = out.resolve()
+    if out.exists() and not replace:
+        raise UsageError(
+            f"{out} already exists: choose another file, or pass --force to replace it "
+            "(with its manifest and checksum files)",
+            file=str(out),
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if engine_of(cfg.url) == "postgres":

@@ -87,6 +87,25 @@ def populate(wh: Warehouse, run: str, rows: int) -> None:
     )
 
 
+def test_an_existing_backup_is_replaced_only_when_asked(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    cfg, opener, root = setup["cfg"], setup["open"], setup["root"]
+    wh = opener(label="populate")
+    populate(wh, "run-1", 100)
+    wh.close()
+    out = tmp_path / "wh.backup"
+    first = backup(cfg, root, out)
+    with pytest.raises(UsageError, match=r"already exists.*--force"):
+        backup(cfg, root, out)
+    assert out.read_bytes() and first.checksum_path.read_text().split()[0] == first.sha256
+    wh = opener(label="more")
+    populate(wh, "run-2", 50)
+    wh.close()
+    again = backup(cfg, root, out, replace=True)
+    assert again.tables["raw.items"] == 150 and again.sha256 != first.sha256
+
+
 def test_backup_drop_restore_round_trip(setup: dict[str, Any], tmp_path: Path) -> None:
     cfg, opener, root = setup["cfg"], setup["open"], setup["root"]
     wh = opener(label="populate")
