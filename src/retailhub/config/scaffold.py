@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib.resources import files
 from pathlib import Path
 
@@ -14,6 +15,12 @@ GITIGNORE = "warehouse/\n.retailhub/\ndata/\n"
 
 def template_text() -> str:
     return (files("retailhub.config") / "templates" / CONFIG_FILE).read_text(encoding="utf-8")
+
+
+def project_file(name: str) -> str:
+    """The template, named after the project's folder (the name every run is recorded with);
+    everything else is the demo's configuration, which runs on ``retailhub generate`` data."""
+    return template_text().replace("project: demo\n", f"project: {json.dumps(name)}\n", 1)
 
 
 def scaffold(directory: Path, *, force: bool = False) -> list[Path]:
@@ -30,7 +37,7 @@ def scaffold(directory: Path, *, force: bool = False) -> list[Path]:
         raise UsageError(f"{config} already exists (use --force to overwrite it)")
     created: list[Path] = []
     directory.mkdir(parents=True, exist_ok=True)
-    config.write_text(template_text(), encoding="utf-8")
+    config.write_text(project_file(directory.name), encoding="utf-8")
     created.append(config)
     for name in FOLDERS:
         path = directory / name

@@ -193,6 +193,7 @@ def test_profile_overrides_any_key(tmp_path: Path) -> None:
 def test_scaffolded_template_is_valid_and_matches_the_demo_example(tmp_path: Path) -> None:
     scaffold(tmp_path / "shop")
     loaded = load_project(tmp_path / "shop")
+    assert loaded.settings.project == "shop"  # runs are recorded with the folder's name
     assert set(loaded.settings.sources) == {
         "online_retail",
         "superstore",
