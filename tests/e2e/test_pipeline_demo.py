@@ -581,6 +581,37 @@ def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Pa
     assert raw[0][1] == 1
 
 
+def test_a_run_that_published_but_died_before_its_status_is_known_as_published(
+    demo_project: Path,
+) -> None:
+    """A run's status is written after its publish commits. Killed in between, it reads
+    'running': resuming an earlier failed run must still see that it published (else the
+    earlier run's files load twice), and resuming it must not publish again."""
+    project = Project.load(demo_project)
+
+    def explode(table: str) -> None:
+        raise RuntimeError("injected failure while publishing")
+
+    failed = project.run(publish_hook=explode)
+    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
+    later = project.run()
+    assert later.exit_code == EXIT_OK, later.error
+    url = os.environ.get("RETAILHUB_WAREHOUSE__URL", f"duckdb:///{warehouse_path(demo_project)}")
+    with open_warehouse(WarehouseConfig(url=url), demo_project) as wh:  # as if killed then
+        wh.execute(
+            "update meta.pipeline_runs set status = 'running', finished_at = null where run_id = ?",
+            [later.run_id],
+        )
+    before = table_fingerprints(demo_project)
+    with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
+        project.run(resume=failed.run_id)
+    with pytest.raises(UsageError, match=f"run {later.run_id} had already published"):
+        project.run(resume=later.run_id)
+    assert table_fingerprints(demo_project) == before
+    status = "select status from meta.pipeline_runs where run_id = ?"
+    assert fetch(demo_project, status, [later.run_id]) == [("success",)]
+
+
 def test_resume_after_a_failure_inside_the_in_place_split(demo_project: Path, monkeypatch) -> None:
     """The gate deletes the quarantined rows from the typed batch in place: a validate task that
     fails after the delete is re-run from the landed rows, not from the half-split table."""

@@ -105,27 +105,26 @@ class Project:
         started = time.perf_counter()
         run_id = resume or new_run_id()
         work_db = self.work_db(run_id)
-        if resume and not work_db.exists():
-            status = self._run_status(resume)
-            if status is None:
-                raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
-            if status not in ("failed", "running"):
-                # a quality-gate stop is not a failure to continue: the data must change first
-                raise UsageError(
-                    f"run {resume} has status {status}; only failed runs resume (a run stopped "
-                    "by the quality gate needs new or corrected input: start a new run)"
-                )
-            raise UsageError(
-                f"run {resume} cannot be resumed: its scratch database {work_db} is gone "
-                "(it is kept only after a failure, until a run succeeds); start a new run instead"
-            )
+        # checked before opening the warehouse creates an empty one; said after the ledger's
+        # reasons, which explain more (no such run, not failed, published since)
+        scratch_missing = bool(resume) and not work_db.exists()
+        if scratch_missing and self._run_status(str(resume)) is None:
+            # (without opening the warehouse for writing, which would create an empty one)
+            raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
         warehouse = self.open_warehouse(work_db=work_db)
         outcome: RunOutcome | None = None
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
             plan, done = self._prepare(
-                ledger, run_id, resume, publish, command, warehouse, full_refresh=full_refresh
+                ledger,
+                run_id,
+                resume,
+                publish,
+                command,
+                warehouse,
+                full_refresh=full_refresh,
+                scratch_missing=scratch_missing,
             )
             ctx = RunContext(
                 project=self.loaded,
@@ -172,14 +171,24 @@ class Project:
         warehouse: Warehouse,
         *,
         full_refresh: bool = False,
+        scratch_missing: bool = False,
     ) -> tuple[Plan, dict]:
         if resume:
             row = ledger.get_run(resume)
             if row is None:
                 raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
             if row["status"] not in ("failed", "running"):
+                # a quality-gate stop is not a failure to continue: the data must change first
                 raise UsageError(
-                    f"run {resume} has status {row['status']}; only failed runs resume"
+                    f"run {resume} has status {row['status']}; only failed runs resume (a run "
+                    "stopped by the quality gate needs new or corrected input: start a new run)"
+                )
+            if ledger.has_published(resume):
+                # Its publish committed; the process stopped before recording the success.
+                ledger.finish_run(resume, "success")
+                raise UsageError(
+                    f"run {resume} had already published: its publish committed before the "
+                    "run stopped, so there is nothing to resume (its status is now success)"
                 )
             later = ledger.published_since(resume)
             if later is not None:
@@ -188,6 +197,12 @@ class Project:
                 raise UsageError(
                     f"run {resume} cannot be resumed: run {later} has published since it "
                     "started; start a new run instead"
+                )
+            if scratch_missing:
+                raise UsageError(
+                    f"run {resume} cannot be resumed: its scratch database "
+                    f"{self.work_db(resume)} is gone (it is kept only after a failure, until a "
+                    "run succeeds); start a new run instead"
                 )
             ledger.reopen_run(resume)
             return Plan.from_json(row["plan_json"]), outputs_from_ledger(

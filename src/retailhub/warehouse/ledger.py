@@ -48,15 +48,31 @@ class Ledger:
         return dict(zip(res.columns, res.rows[0], strict=True)) if res.rows else None
 
     def published_since(self, run_id: str) -> str | None:
-        """A run that published after ``run_id`` started (the latest), or None."""
+        """A run that published after ``run_id`` started (the latest), or None.
+
+        A run's status is written after its publish commits, so a run killed in between (or
+        whose connection died after COMMIT) still reads 'running' or 'failed': its lineage
+        rows, written in the publishing transaction, say it published all the same.
+        """
         res = self.wh.query(
-            "select later.run_id from meta.pipeline_runs later join meta.pipeline_runs this "
-            "on this.run_id = ? where later.command = 'run' and later.status = 'success' "
-            "and later.run_id <> this.run_id and later.finished_at > this.started_at "
-            "order by later.finished_at desc limit 1",
-            [run_id],
+            "select run_id from ("
+            "select later.run_id, later.finished_at as published_at from meta.pipeline_runs later "
+            "join meta.pipeline_runs this on this.run_id = ? where later.command = 'run' "
+            "and later.status = 'success' and later.run_id <> this.run_id "
+            "and later.finished_at > this.started_at "
+            "union all "
+            "select l.run_id, max(l.recorded_at) as published_at from meta.lineage l "
+            "join meta.pipeline_runs this on this.run_id = ? where l.run_id <> this.run_id "
+            "and l.recorded_at > this.started_at group by l.run_id"
+            ") as published order by published_at desc limit 1",
+            [run_id, run_id],
         )
         return str(res.rows[0][0]) if res.rows else None
+
+    def has_published(self, run_id: str) -> bool:
+        """Whether ``run_id``'s publish committed (its lineage rows are written with it)."""
+        res = self.wh.query("select count(*) from meta.lineage where run_id = ?", [run_id])
+        return bool(res.rows and res.rows[0][0])
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         res = self.wh.query(
