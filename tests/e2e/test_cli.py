@@ -171,6 +171,19 @@ def small_project(tmp_path: Path, ran_project: Path) -> Path:
     return project
 
 
+def test_a_damaged_warehouse_file_is_a_runtime_failure_not_bad_sql(small_project: Path) -> None:
+    """A checksum error in a data block used to read as the user's SQL (exit 2)."""
+    path = small_project / "warehouse" / "retailhub.duckdb"
+    data = bytearray(path.read_bytes())
+    for at in range(1 << 20, len(data) - 8, 1 << 18):  # past the header, every 256 KiB
+        data[at : at + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    result = cli("query", "-p", str(small_project), "select count(*), sum(net_amount), "
+                 "count(distinct customer_id) from core.fct_sales")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert str(path) in result.stderr and "retailhub restore" in result.stderr
+
+
 def add_database_source(project: Path, name: str, url: str) -> None:
     """Declare a database source ``name`` (table ``orders``, dataset ``name``) in the project."""
     cfg = project / "retailhub.yaml"
