@@ -105,11 +105,11 @@ class Project:
         started = time.perf_counter()
         run_id = resume or new_run_id()
         work_db = self.work_db(run_id)
-        # checked before opening the warehouse creates an empty one; said after the ledger's
-        # reasons, which explain more (no such run, not failed, published since)
+        # Looked at before opening the warehouse, which creates the scratch file; reported
+        # after the ledger's reasons (not failed, published since), which explain more. An
+        # unknown run is reported without opening the warehouse for writing (no empty file).
         scratch_missing = bool(resume) and not work_db.exists()
         if scratch_missing and self._run_status(str(resume)) is None:
-            # (without opening the warehouse for writing, which would create an empty one)
             raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
         warehouse = self.open_warehouse(work_db=work_db)
         outcome: RunOutcome | None = None
