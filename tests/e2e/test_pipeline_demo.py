@@ -22,6 +22,7 @@ from tests.e2e.helpers import (
 from retailhub.config.settings import WarehouseConfig
 from retailhub.errors import EXIT_OK, EXIT_QUALITY_GATE, EXIT_RUNTIME, UsageError
 from retailhub.pipeline.project import Project
+from retailhub.pipeline.report import RunReport
 from retailhub.warehouse.factory import open_warehouse
 
 STAR = {
@@ -562,10 +563,7 @@ def test_resume_continues_from_the_failed_task(demo_project: Path) -> None:
     assert staging_tables(demo_project) == []
 
 
-def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Path) -> None:
-    """The later run took in the failed run's files too: resuming would load them twice."""
-    project = Project.load(demo_project)
-
+def _a_failed_run_then_a_published_one(project: Project) -> tuple[RunReport, RunReport]:
     def explode(table: str) -> None:
         raise RuntimeError("injected failure while publishing")
 
@@ -573,6 +571,13 @@ def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Pa
     assert failed.exit_code == EXIT_RUNTIME and failed.resumable
     later = project.run()
     assert later.exit_code == EXIT_OK, later.error
+    return failed, later
+
+
+def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Path) -> None:
+    """The later run took in the failed run's files too: resuming would load them twice."""
+    project = Project.load(demo_project)
+    failed, later = _a_failed_run_then_a_published_one(project)
     before = table_fingerprints(demo_project)
     with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
         project.run(resume=failed.run_id)
@@ -588,14 +593,7 @@ def test_a_run_that_published_but_died_before_its_status_is_known_as_published(
     'running': resuming an earlier failed run must still see that it published (else the
     earlier run's files load twice), and resuming it must not publish again."""
     project = Project.load(demo_project)
-
-    def explode(table: str) -> None:
-        raise RuntimeError("injected failure while publishing")
-
-    failed = project.run(publish_hook=explode)
-    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
-    later = project.run()
-    assert later.exit_code == EXIT_OK, later.error
+    failed, later = _a_failed_run_then_a_published_one(project)
     url = os.environ.get("RETAILHUB_WAREHOUSE__URL", f"duckdb:///{warehouse_path(demo_project)}")
     with open_warehouse(WarehouseConfig(url=url), demo_project) as wh:  # as if killed then
         wh.execute(
