@@ -363,10 +363,10 @@ class PostgresWarehouse(Warehouse):
             return cur.fetch_record_batch()
 
         def file_counts(runs: list[str]) -> dict[tuple[str, str, str], int]:
-            wanted = ", ".join("'" + r.replace("'", "''") + "'" for r in runs)
             counted = self._conn.execute(
                 f"select {run}, _source, _source_file, count(*) from {qualified(table)} "
-                f"where {run} in ({wanted}) group by 1, 2, 3"
+                f"where {run} = any(%s) group by 1, 2, 3",
+                (list(runs),),
             ).fetchall()
             return {(str(r), s, f): int(n) for r, s, f, n in counted}
 
