@@ -72,10 +72,19 @@ def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_pa
     runs = fetch(project, "select status from meta.pipeline_runs order by started_at")
     assert [s for (s,) in runs] == ["success", "running"]  # killed: never finished
 
+    (killed,) = fetch(project, "select run_id from meta.pipeline_runs where status = 'running'")
+    scratch = Project.load(project).work_db(killed[0])
+    assert scratch.exists()
+
     # The next run has nothing new and keeps the published build; it still clears the
-    # killed run's leftovers.
+    # killed run's leftovers: its staging tables, its scratch database (its resume would
+    # load files this run found published) and its 'running' status.
     after = Project.load(project).run()
     assert after.exit_code == EXIT_OK, after.error
     assert after.up_to_date_with == first.run_id
     assert staging_tables(project) == []
     assert table_fingerprints(project) == before  # same inputs: the same published tables
+    assert not scratch.exists()
+    runs = fetch(project, "select status, error from meta.pipeline_runs order by started_at")
+    assert [s for s, _ in runs] == ["success", "failed", "success"]
+    assert runs[1][1].startswith("interrupted")

@@ -579,6 +579,8 @@ def test_a_failed_run_cannot_resume_after_another_run_published(demo_project: Pa
     project = Project.load(demo_project)
     failed, later = _a_failed_run_then_a_published_one(project)
     before = table_fingerprints(demo_project)
+    # its scratch database was kept for a resume this publish ruled out: removed with it
+    assert not project.work_db(failed.run_id).exists()
     with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
         project.run(resume=failed.run_id)
     assert table_fingerprints(demo_project) == before
@@ -600,14 +602,69 @@ def test_a_run_that_published_but_died_before_its_status_is_known_as_published(
             "update meta.pipeline_runs set status = 'running', finished_at = null where run_id = ?",
             [later.run_id],
         )
+        # as at the end of its publish: the time a resume compares with
+        published_at = wh.query(
+            "select max(recorded_at) from meta.lineage where run_id = ?", [later.run_id]
+        ).rows[0][0]
     before = table_fingerprints(demo_project)
-    with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
-        project.run(resume=failed.run_id)
     with pytest.raises(UsageError, match=f"run {later.run_id} had already published"):
         project.run(resume=later.run_id)
+    status = "select status, finished_at from meta.pipeline_runs where run_id = ?"
+    assert fetch(demo_project, status, [later.run_id]) == [("success", published_at)]
+    with pytest.raises(UsageError, match=f"run {later.run_id} has published since"):
+        project.run(resume=failed.run_id)
     assert table_fingerprints(demo_project) == before
-    status = "select status from meta.pipeline_runs where run_id = ?"
-    assert fetch(demo_project, status, [later.run_id]) == [("success",)]
+
+
+def test_a_killed_run_is_closed_by_the_next_run(demo_project: Path) -> None:
+    """A run killed mid-way reads 'running' for ever unless someone closes it: the next run,
+    which holds the writer lock and so knows nobody else is running, records it as failed
+    (resumable), or as a success when its publish had committed."""
+    project = Project.load(demo_project)
+    failed, later = _a_failed_run_then_a_published_one(project)
+    url = os.environ.get("RETAILHUB_WAREHOUSE__URL", f"duckdb:///{warehouse_path(demo_project)}")
+    with open_warehouse(WarehouseConfig(url=url), demo_project) as wh:  # as if both were killed
+        wh.execute(
+            "update meta.pipeline_runs set status = 'running', finished_at = null "
+            "where run_id in (?, ?)",
+            [failed.run_id, later.run_id],
+        )
+        wh.execute(
+            "update meta.task_runs set status = 'running', finished_at = null "
+            "where run_id = ? and task = 'publish'",
+            [failed.run_id],
+        )
+    checked = project.check()
+    assert checked.exit_code == EXIT_OK, checked.error
+    runs = fetch(
+        demo_project,
+        "select run_id, status, error from meta.pipeline_runs where run_id in (?, ?)",
+        [failed.run_id, later.run_id],
+    )
+    closed = {run_id: (status, error) for run_id, status, error in runs}
+    assert closed[later.run_id] == ("success", None)  # its publish had committed
+    assert closed[failed.run_id][0] == "failed"
+    assert closed[failed.run_id][1].startswith("interrupted: the process stopped")
+    assert f"retailhub run --resume {failed.run_id}" in closed[failed.run_id][1]
+    tasks = fetch(
+        demo_project,
+        "select status, error from meta.task_runs where run_id = ? and task = 'publish' "
+        "order by attempt desc",
+        [failed.run_id],
+    )
+    assert tasks[0] == ("failed", "interrupted: the process stopped during this task")
+
+
+def test_a_publish_removes_only_its_own_warehouses_stale_scratch(demo_project: Path) -> None:
+    """A project folder can serve two warehouses (dev and prod profiles): a publish on one
+    must not delete the scratch a failed run on the other keeps for its resume."""
+    project = Project.load(demo_project)
+    other = project.work_db("20200101T000000-abcdef")  # a run id this warehouse never saw
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(b"another warehouse's failed run")
+    failed, _later = _a_failed_run_then_a_published_one(project)
+    assert not project.work_db(failed.run_id).exists()
+    assert other.read_bytes() == b"another warehouse's failed run"
 
 
 def test_resume_after_a_failure_inside_the_in_place_split(demo_project: Path, monkeypatch) -> None:

@@ -116,6 +116,12 @@ class Project:
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
+            for closed, status in ledger.close_interrupted(current=run_id):
+                log.warning(
+                    "run %s was left 'running' by a process that stopped: recorded as %s",
+                    closed,
+                    "a success (its publish had committed)" if status == "success" else "failed",
+                )
             plan, done = self._prepare(
                 ledger,
                 run_id,
@@ -148,6 +154,8 @@ class Project:
                 **totals,
             )
             report.resumable = publish and outcome.status == "failed"
+            if publish and outcome.status == "success" and not self.settings.runner.keep_work_db:
+                self._remove_unresumable_scratch(ledger, run_id)
             return report
         finally:
             warehouse.close()
@@ -156,6 +164,27 @@ class Project:
             )
             if not keep:
                 _remove_work_db(work_db)
+
+    def _remove_unresumable_scratch(self, ledger: Ledger, run_id: str) -> None:
+        """Delete the scratch databases this publish made useless.
+
+        A failed run keeps its scratch database so that ``--resume`` can continue it, but
+        once another run has published, no earlier run may resume (its new inputs went into
+        that publish). Only runs this warehouse's ledger knows are touched: a project folder
+        can serve two warehouses (a dev and a prod profile), each with its own failed runs.
+        """
+        folder = self.work_db(run_id).parent
+        files = {p.stem: p for p in folder.glob("*.duckdb") if p.stem != run_id}
+        known = ledger.known_runs(sorted(files))
+        for other in known:
+            _remove_work_db(files[other])
+        if known:
+            log.info(
+                "removed the scratch databases of %d earlier run(s) that can no longer be "
+                "resumed: %s",
+                len(known),
+                ", ".join(known),
+            )
 
     def check(self, *, progress: ProgressSink | None = None) -> RunReport:
         """Ingest and validate only: print the scorecard, publish nothing."""
@@ -185,7 +214,7 @@ class Project:
                 )
             if ledger.has_published(resume):
                 # Its publish committed; the process stopped before recording the success.
-                ledger.finish_run(resume, "success")
+                ledger.mark_published(resume)
                 raise UsageError(
                     f"run {resume} had already published: its publish committed before the "
                     "run stopped, so there is nothing to resume (its status is now success)"

@@ -13,6 +13,13 @@ from typing import Any
 
 from retailhub.warehouse.base import Warehouse
 
+#: Why a run found 'running' by a later run, which holds the writer lock, is failed.
+INTERRUPTED_RUN = (
+    "interrupted: the process stopped before the run finished (killed, crashed or "
+    "disconnected); continue it with 'retailhub run --resume {run_id}'"
+)
+INTERRUPTED_TASK = "interrupted: the process stopped during this task"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -42,6 +49,52 @@ class Ledger:
         self.wh.execute(
             f"update meta.pipeline_runs set {sets} where run_id = ?", [*fields.values(), run_id]
         )
+
+    def mark_published(self, run_id: str) -> None:
+        """Record as a success a run whose publish committed but whose end was never written.
+
+        Its finish time is its publish's (the lineage rows'), not now: ``published_since``
+        compares finish times with other runs' starts, and a later failed run must stay
+        resumable when this publish came before it.
+        """
+        self.wh.execute(
+            "update meta.pipeline_runs set status = 'success', error = null, "
+            "finished_at = (select max(recorded_at) from meta.lineage where run_id = ?) "
+            "where run_id = ?",
+            [run_id, run_id],
+        )
+
+    def close_interrupted(self, current: str) -> list[tuple[str, str]]:
+        """Close the runs other than ``current`` still marked 'running'; (run id, new status).
+
+        Call it holding the writer lock: no other process can be writing then, so such a
+        run was killed, crashed or lost its connection, and would read 'running' forever. A
+        run whose publish had committed becomes a success; any other a failure (which
+        ``--resume`` continues), finished at its last recorded activity.
+        """
+        res = self.wh.query(
+            "select run_id from meta.pipeline_runs where status = 'running' and run_id <> ?",
+            [current],
+        )
+        closed: list[tuple[str, str]] = []
+        for (run_id,) in res.rows:
+            self.wh.execute(
+                "update meta.task_runs set status = 'failed', error = ?, "
+                "finished_at = started_at where run_id = ? and status = 'running'",
+                [INTERRUPTED_TASK, run_id],
+            )
+            if self.has_published(run_id):
+                self.mark_published(run_id)
+                closed.append((str(run_id), "success"))
+                continue
+            self.wh.execute(
+                "update meta.pipeline_runs set status = 'failed', error = ?, finished_at = "
+                "coalesce((select max(coalesce(finished_at, started_at)) from meta.task_runs "
+                "where run_id = ?), started_at) where run_id = ?",
+                [INTERRUPTED_RUN.format(run_id=run_id), run_id, run_id],
+            )
+            closed.append((str(run_id), "failed"))
+        return closed
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         res = self.wh.query("select * from meta.pipeline_runs where run_id = ?", [run_id])
@@ -73,6 +126,17 @@ class Ledger:
         """Whether ``run_id``'s publish committed (its lineage rows are written with it)."""
         res = self.wh.query("select count(*) from meta.lineage where run_id = ?", [run_id])
         return bool(res.rows and res.rows[0][0])
+
+    def known_runs(self, run_ids: list[str]) -> list[str]:
+        """Those of ``run_ids`` that this ledger has a record of, in order."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        res = self.wh.query(
+            f"select run_id from meta.pipeline_runs where run_id in ({marks}) order by run_id",
+            run_ids,
+        )
+        return [str(r[0]) for r in res.rows]
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         res = self.wh.query(
