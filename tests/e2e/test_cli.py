@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -182,6 +183,35 @@ def test_a_damaged_warehouse_file_is_a_runtime_failure_not_bad_sql(small_project
                  "count(distinct customer_id) from core.fct_sales")  # fmt: skip
     assert result.returncode == 3, result.stderr
     assert str(path) in result.stderr and "retailhub restore" in result.stderr
+    # the ledger's own reads say the same (they used to print "unexpected Error")
+    for command in ("runs", "run", "insights"):
+        result = cli(command, "-p", str(small_project))
+        message = " ".join(result.stderr.split())
+        assert result.returncode == 3, (command, result.stderr)
+        assert f"warehouse {path} failed" in message, (command, message)
+        assert "retailhub restore" in message and "unexpected" not in message
+
+
+@pytest.mark.skipif(
+    os.access("/proc/sys", os.W_OK), reason="/proc/sys is writable here (a privileged container)"
+)
+def test_a_folder_the_user_cannot_write_is_named_with_its_key(small_project: Path) -> None:
+    """DuckDB reports a folder it cannot write only at its first commit, as an IO or
+    transaction error about a .wal or scratch file ("unexpected TransactionException").
+    /proc/sys stands in for a read-only mount: even root cannot write there."""
+    result = cli("run", "-p", str(small_project), env={"RETAILHUB_RUNNER__WORK_DIR": "/proc/sys"})
+    assert result.returncode == 3, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "cannot write the scratch folder /proc/sys (key 'runner.work_dir')" in message
+    result = cli(
+        "run",
+        "-p",
+        str(small_project),
+        env={"RETAILHUB_WAREHOUSE__URL": "duckdb:////proc/sys/rh/retailhub.duckdb"},
+    )
+    assert result.returncode == 3, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "cannot create the warehouse folder /proc/sys/rh (key 'warehouse.url')" in message
 
 
 def add_database_source(project: Path, name: str, url: str) -> None:

@@ -373,31 +373,9 @@ class Project:
             except RetailhubError:
                 raise
             except Exception as exc:
-                if _is_engine_failure(exc):
-                    raise WarehouseError(
-                        f"query failed on {wh.display_url}: {exc}"
-                        + (
-                            " (the file is damaged: restore a backup with 'retailhub restore')"
-                            if "corrupt" in str(exc).lower()
-                            else ""
-                        )
-                    ) from None
+                # the adapters raise failures of the warehouse itself (a damaged file, a lost
+                # connection) as WarehouseError, above; what is left is the user's SQL
                 raise UsageError(f"query failed: {exc}") from None
-
-
-def _is_engine_failure(exc: BaseException) -> bool:
-    """Whether an embedded-engine error is the warehouse's (a damaged file, no memory, a
-    failed read) rather than the query's (syntax, an unknown table, a write refused)."""
-    import duckdb
-
-    engine = (
-        duckdb.IOException,
-        duckdb.InternalException,
-        duckdb.FatalException,
-        duckdb.OutOfMemoryException,
-        duckdb.SerializationException,
-    )
-    return isinstance(exc, engine) or "corrupt" in str(exc).lower()
 
 
 def _totals(report: RunReport) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class CsvSource(FileSource[CsvSourceConfig]):
         unit: InputUnit,
         n_fields: int,
     ) -> Iterator[pa.RecordBatch]:
+        rows = 0
         try:
             while True:
                 try:
@@ -94,14 +95,37 @@ class CsvSource(FileSource[CsvSourceConfig]):
                     break
                 except Exception as exc:
                     raise self._translate(exc, unit, n_fields) from exc
+                rows += batch.num_rows
                 yield batch
             check_unchanged(unit, stream)
             if stream.counted % 2 == 1:
                 # An odd number of quote bytes usually means a quoted field never closed:
                 # pyarrow silently runs such a field to the end of the file.
                 self._raise_if_unterminated(unit, n_fields)
+            self._warn_if_unterminated_last_line(unit, stream, rows)
         finally:
             stream.close()
+
+    def _warn_if_unterminated_last_line(
+        self, unit: InputUnit, stream: VerifyingStream, rows: int
+    ) -> None:
+        """Warn when the file does not end with a line break.
+
+        A copy or download cut inside the last field leaves a record with every field, so
+        nothing else notices it ("United Kingdom" lands as "United Kin", 12 as 1). It is a
+        warning, not an error: some exporters omit the final line break (two of the public
+        datasets' 314 files do), and the file is otherwise well formed.
+        """
+        if not rows or self._quote_byte() is None or stream.last_byte in (b"\n", b"\r"):
+            return  # no rows to doubt; a multi-byte encoding (UTF-16) ends in a NUL byte
+        log.warning(
+            "source %r: %s does not end with a line break: if it was cut short (an interrupted "
+            "copy or download), its last record (row %d) is incomplete; compare the file with "
+            "its sender's",
+            self.name,
+            unit.uri,
+            rows,
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 

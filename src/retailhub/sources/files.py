@@ -8,6 +8,7 @@ the file is streamed, so what lands is exactly what the ledger records.
 
 from __future__ import annotations
 
+import getpass
 import glob
 import hashlib
 import io
@@ -67,6 +68,7 @@ def match_files(
     """
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else (project_dir / base)
+    _refuse_unreadable_folders(full, source)
     found = {Path(p).resolve() for p in glob.glob(str(full), recursive=True) if Path(p).is_file()}
     if not found:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
@@ -75,6 +77,28 @@ def match_files(
         return [(path, str(path)) for path in sorted(found)]
     root = project_dir.resolve()
     return [(path, Path(os.path.relpath(path, root)).as_posix()) for path in sorted(found)]
+
+
+def _refuse_unreadable_folders(full: Path, source: str) -> None:
+    """Fail when a folder the pattern reaches into cannot be listed by this user.
+
+    ``glob`` skips such a folder without a word: its files would be missing from the run
+    (or the run would say "no file matches"), though they are there.
+    """
+    folder = os.path.dirname(str(full))
+    candidates = glob.glob(folder, recursive=True) if glob.has_magic(folder) else [folder]
+    denied = sorted(
+        d for d in candidates if os.path.isdir(d) and not os.access(d, os.R_OK | os.X_OK)
+    )
+    if denied:
+        shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
+        raise SourceError(
+            f"source {source!r}: cannot list the folder {shown} (permission denied for user "
+            f"{getpass.getuser()}): files of {full} there would be missed; give this user "
+            "read access to it",
+            source=source,
+            path=denied[0],
+        )
 
 
 def records_absolute_names(pattern: str, state: SourceState) -> bool:

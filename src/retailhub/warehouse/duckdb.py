@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +108,11 @@ class DuckDBWarehouse(Warehouse):
 
     # -- schema ---------------------------------------------------------------------------
     def init_schema(self) -> None:
-        for schema in SCHEMAS:
-            self._con.execute(f"create schema if not exists {schema}")
-        for stmt in create_statements():
-            self._con.execute(stmt)
+        with self._damage_named():
+            for schema in SCHEMAS:
+                self._con.execute(f"create schema if not exists {schema}")
+            for stmt in create_statements():
+                self._con.execute(stmt)
 
     def table_exists(self, table: str) -> bool:
         schema, name = table.split(".", 1)
@@ -196,23 +197,42 @@ class DuckDBWarehouse(Warehouse):
         return [f"{schema}.{name}" for schema, name in rows]
 
     # -- plain access ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _damage_named(self) -> Iterator[None]:
+        """Re-raise a failure of the file itself (damaged, unreadable) as a WarehouseError
+        that names the file and the way back; errors of the statement pass unchanged."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            if not is_engine_failure(exc):
+                raise
+            raise WarehouseError(
+                f"warehouse {self.path or ':memory:'} failed: {exc}"
+                + (DAMAGED_HINT if "corrupt" in str(exc).lower() else ""),
+                path=str(self.path),
+            ) from None
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._con.execute(sql, list(params))
+        with self._damage_named():
+            self._con.execute(sql, list(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        cur = self._con.cursor()
-        try:
-            cur.execute(sql, list(params))
-            columns = [d[0] for d in cur.description or []]
-            return QueryResult(columns=columns, rows=cur.fetchall())
-        finally:
-            cur.close()
+        with self._damage_named():
+            cur = self._con.cursor()
+            try:
+                cur.execute(sql, list(params))
+                columns = [d[0] for d in cur.description or []]
+                return QueryResult(columns=columns, rows=cur.fetchall())
+            finally:
+                cur.close()
 
     def read_arrow(self, sql: str) -> pa.Table:
-        return self._con.sql(sql).to_arrow_table()
+        with self._damage_named():
+            return self._con.sql(sql).to_arrow_table()
 
     def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self._insert(table, rows)
+        with self._damage_named():
+            self._insert(table, rows)
 
     def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -232,6 +252,23 @@ _BARE_TABLE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
 def _after(batch: PublishBatch, target: str) -> None:
     if batch.after_table is not None:
         batch.after_table(target)
+
+
+#: Appended to a DuckDB "Corrupt database file" error.
+DAMAGED_HINT = " (the file is damaged: restore a backup with 'retailhub restore')"
+
+
+def is_engine_failure(exc: BaseException) -> bool:
+    """Whether a DuckDB error is the warehouse's (a damaged file, no memory, a failed read)
+    rather than the statement's (syntax, an unknown table, a write refused)."""
+    engine = (
+        duckdb.IOException,
+        duckdb.InternalException,
+        duckdb.FatalException,
+        duckdb.OutOfMemoryException,
+        duckdb.SerializationException,
+    )
+    return isinstance(exc, engine) or "corrupt" in str(exc).lower()
 
 
 def _lock_message(target: str, exc: Exception) -> str:

@@ -8,11 +8,13 @@ DuckDB-only install never needs its drivers.
 
 from __future__ import annotations
 
+import getpass
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from retailhub.config.settings import WarehouseConfig
-from retailhub.errors import ConfigError
+from retailhub.errors import ConfigError, WarehouseUnavailable
 from retailhub.warehouse.base import Warehouse
 
 DUCKDB_PREFIX = "duckdb:///"
@@ -60,11 +62,23 @@ def open_warehouse(
 ) -> Warehouse:
     """Open the adapter for ``cfg.url``; raises WarehouseUnavailable if it cannot be reached."""
     engine = engine_of(cfg.url)
+    if not read_only and work_db is not None:
+        writable_folder(work_db.parent, "scratch folder", "runner.work_dir")
     if engine == "duckdb":
         from retailhub.warehouse.duckdb import DuckDBWarehouse
 
+        path = duckdb_path(cfg.url, root)
+        if not read_only and path is not None:
+            # DuckDB writes its journal (<file>.wal) beside the file at every commit
+            writable_folder(path.parent, "warehouse folder", "warehouse.url")
+            if path.exists() and not os.access(path, os.W_OK):
+                raise WarehouseUnavailable(
+                    f"cannot write the warehouse file {path}: permission denied for user "
+                    f"{getpass.getuser()}; run as its owner or give this user write access",
+                    path=str(path),
+                )
         return DuckDBWarehouse(
-            duckdb_path(cfg.url, root),
+            path,
             work_db=work_db,
             read_only=read_only,
             memory_limit=memory_limit,
@@ -87,6 +101,27 @@ def open_warehouse(
         threads=threads,
         history_dir=history_dir if cfg.history_cache else None,
     )
+
+
+def writable_folder(folder: Path, what: str, key: str) -> None:
+    """Create ``folder`` if needed; fail naming it and its key when this user cannot write it.
+
+    Checked before DuckDB opens anything: DuckDB reports a folder it cannot write only at
+    its first commit, as an IO or transaction error about some ``.wal`` or scratch file.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WarehouseUnavailable(
+            f"cannot create the {what} {folder} (key '{key}'): {exc.strerror or exc}",
+            path=str(folder),
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WarehouseUnavailable(
+            f"cannot write the {what} {folder} (key '{key}'): permission denied for user "
+            f"{getpass.getuser()}; give this user write access or point '{key}' elsewhere",
+            path=str(folder),
+        )
 
 
 def redact(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -129,6 +131,23 @@ def test_truncated_mid_line_is_an_error(tmp_path, make_source, land_source) -> N
         land_source(make_source(type="csv", path="cut.csv"))
 
 
+def test_a_file_cut_inside_its_last_field_is_reported(
+    tmp_path, make_source, land_source, caplog
+) -> None:
+    """Cut inside the last field, the last record still has every field: only the missing
+    final line break gives it away (a warning: some exporters omit it)."""
+    whole = b"id,country\n1,United Kingdom\n2,United Kingdom\n"
+    _write(tmp_path / "whole.csv", whole)
+    _write(tmp_path / "cut.csv", whole[:-5])  # "United Kin"
+    with caplog.at_level(logging.WARNING, logger="retailhub.sources.csv_source"):
+        land_source(make_source(type="csv", path="whole.csv"))
+        assert not caplog.records
+        land_source(make_source(type="csv", path="cut.csv"))
+    (record,) = caplog.records
+    assert "cut.csv does not end with a line break" in record.getMessage()
+    assert "last record (row 2) is incomplete" in record.getMessage()
+
+
 def test_error_surfaces_before_anything_is_kept(tmp_path, make_source) -> None:
     """The failing unit's rows are rolled back: nothing half-landed is left to publish."""
     import duckdb
@@ -154,6 +173,35 @@ def test_empty_glob_names_the_pattern(tmp_path, make_source) -> None:
     src = make_source(type="csv", path="incoming/**/*.csv")
     with pytest.raises(SourceError, match=r"no file matches .*incoming/\*\*/\*\.csv"):
         src.discover(SourceState())
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, make_source, monkeypatch) -> None:
+    """glob skips a folder it cannot list without a word: its files went missing from the
+    run (or it read "no file matches"). The tests run as root, whom permissions do not stop,
+    so a mode-000 folder is also denied in os.access, which is what a non-root user meets."""
+    for sub in ("a", "b"):
+        (tmp_path / "incoming" / sub).mkdir(parents=True)
+    _write(tmp_path / "incoming" / "a" / "1.csv", b"x\n1\n")
+    _write(tmp_path / "incoming" / "b" / "2.csv", b"x\n2\n")
+    locked = tmp_path / "incoming" / "b"
+    locked.chmod(0)
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == locked:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "access", access)
+    try:
+        src = make_source(type="csv", path="incoming/**/*.csv")
+        with pytest.raises(SourceError, match=rf"cannot list the folder {locked} \(permission"):
+            src.discover(SourceState())
+    finally:
+        locked.chmod(0o755)
+    monkeypatch.undo()
+    assert len(src.discover(SourceState())) == 2
 
 
 def test_empty_file_is_an_error(tmp_path, make_source, land_source) -> None:
