@@ -268,6 +268,18 @@ def test_truncated_file_is_refused(small_project: Path) -> None:
     assert "2099-05-cut.csv" in result.stderr
 
 
+def test_a_header_only_file_is_named_by_the_gate(small_project: Path) -> None:
+    """An export that came out empty holds its header only: the batch has no rows, the
+    volume rule stops the run (exit 1), and, since the file is never recorded as ingested
+    while the gate refuses it, every later run too: the message names the file."""
+    (small_project / "data" / "online_retail" / "2099-07-empty.csv").write_text(HEADER)
+    result = _bad_run(small_project)
+    assert result.returncode == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "online_retail.has_rows: 0 accepted rows" in message
+    assert "new file(s) with no data rows: data/online_retail/2099-07-empty.csv" in message
+
+
 def test_a_file_whose_header_lacks_a_column_is_refused(small_project: Path) -> None:
     """The landing table is the union of every file's columns: a file naming Quantity
     'Amount' once landed with NULL quantities and failed only in the model tests (exit 3)."""

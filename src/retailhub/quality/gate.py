@@ -61,6 +61,8 @@ class QualityContext:
     reference_tables: dict[str, str] = field(default_factory=dict)
     #: (uri, modified_at) of the files landed this run, for freshness on files.
     file_times: list[tuple[str, datetime]] = field(default_factory=list)
+    #: (uri, rows read) of the files landed this run.
+    file_rows: list[tuple[str, int]] = field(default_factory=list)
     #: Accepted rows of the previous successful run, for volume change.
     previous_rows: int | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
@@ -149,6 +151,7 @@ def run_quality(
         accepted_rows=accepted,
         now=ctx.now,
         file_times=ctx.file_times,
+        file_rows=ctx.file_rows,
         previous_rows=ctx.previous_rows,
     )
     results = [r for check in compiled.checks for r in check.results(agg, samples, env)]

@@ -74,6 +74,11 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         run_id=ctx.run_id,
         reference_tables=refs,
         file_times=_file_times(ctx, sources),
+        file_rows=[
+            (str(unit["uri"]), int(unit.get("rows") or 0))
+            for source in sources
+            for unit in ctx.payload(f"{INGEST}:{source}").get("units", [])
+        ],
         previous_rows=Ledger(ctx.warehouse).previous_accepted_rows(dataset),
         now=ctx.now,
     )

@@ -35,6 +35,8 @@ class Env:
     now: datetime
     file_times: Sequence[tuple[str, datetime]]
     previous_rows: int | None
+    #: (name, rows read) of every file landed this run, for messages that name the file.
+    file_rows: Sequence[tuple[str, int]] = ()
 
 
 @dataclass

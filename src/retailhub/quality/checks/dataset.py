@@ -202,6 +202,17 @@ class VolumeCheck(Check):
         problems, notes = [], [f"{rows:,} accepted rows"]
         if self.min_rows is not None and rows < self.min_rows:
             problems.append(f"fewer than min_rows {self.min_rows:,}")
+            if env.total_rows > rows:
+                problems.append(f"{env.total_rows - rows:,} of {env.total_rows:,} quarantined")
+            empty = [name for name, read in env.file_rows if read == 0]
+            if empty:
+                # A file holding only its header blocks every run until it is replaced:
+                # it is never recorded as ingested while the gate refuses its batch.
+                more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
+                problems.append(
+                    f"new file(s) with no data rows: {', '.join(empty[:3])}{more} (replace "
+                    "them with the full export, or remove them)"
+                )
         if self.max_rows is not None and rows > self.max_rows:
             problems.append(f"more than max_rows {self.max_rows:,}")
         if self.max_change_pct is not None:
