@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_QUALITY_GATE = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
 
 
 class RetailhubError(Exception):
@@ -77,6 +78,12 @@ class WarehouseUnavailable(WarehouseError):
     """The warehouse could not be reached or is locked by another run; retrying may help."""
 
     transient = True
+
+
+class Interrupted(RetailhubError):
+    """The user stopped the run (Ctrl-C / SIGINT); it is recorded as failed and resumable."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class ModelError(RetailhubError):

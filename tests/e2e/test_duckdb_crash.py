@@ -88,3 +88,46 @@ def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_pa
     runs = fetch(project, "select status, error from meta.pipeline_runs order by started_at")
     assert [s for s, _ in runs] == ["success", "failed", "success"]
     assert runs[1][1].startswith("interrupted")
+
+
+def test_ctrl_c_stops_the_run_as_a_resumable_failure(tmp_path: Path):
+    """Ctrl-C inside a task used to surface as "task transform failed: RuntimeError: Query
+    interrupted" (exit 3), or, between DuckDB statements, as a KeyboardInterrupt that left
+    the run 'running' without its scratch database."""
+    project = tmp_path / "shop"
+    scaffold(project)
+    generate(project / "data", rows=ROWS, seed=12, defect_rate=0.01)
+    os.environ.pop("RETAILHUB_WAREHOUSE__URL", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "retailhub", "-v", "run", "--project", str(project)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    try:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if "int_sales_lines" in line:  # inside the transform task
+                child.send_signal(signal.SIGINT)
+                break
+        else:
+            pytest.fail(f"the run ended before the star schema (exit {child.wait()})")
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    message = " ".join((out + err).split())
+    assert "error: task transform interrupted (Ctrl-C)" in message
+    (run_id, status, error), *_ = fetch(
+        project, "select run_id, status, error from meta.pipeline_runs"
+    )
+    assert (status, error) == ("failed", "task transform interrupted (Ctrl-C)")
+    assert f"resume with: retailhub run --resume {run_id}" in message
+    assert fetch(project, "select count(*) from information_schema.tables "
+                 "where table_schema = 'core' and table_name = 'fct_sales'") == [(0,)]  # fmt: skip
+    resumed = Project.load(project).run(resume=run_id)
+    assert resumed.exit_code == EXIT_OK, resumed.error
+    tasks = dict(fetch(project, "select task, count(*) from meta.task_runs group by task"))
+    assert tasks["ingest:online_retail"] == 1 and tasks["transform"] == 2

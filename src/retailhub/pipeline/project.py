@@ -116,7 +116,10 @@ class Project:
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
-            for closed, status in ledger.close_interrupted(current=run_id):
+            closing = ledger.close_interrupted(
+                current=run_id, can_resume=lambda other: self.work_db(other).exists()
+            )
+            for closed, status in closing:
                 log.warning(
                     "run %s was left 'running' by a process that stopped: recorded as %s",
                     closed,

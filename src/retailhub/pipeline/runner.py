@@ -7,6 +7,7 @@ leaves the scratch database in place so ``--resume`` can continue from the faile
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from retailhub.errors import RetailhubError, WarehouseUnavailable
+from retailhub.errors import Interrupted, RetailhubError, WarehouseUnavailable
 from retailhub.pipeline.context import RunContext, TaskOutput
 from retailhub.pipeline.plan import Plan, Task
 from retailhub.pipeline.steps import step_for
@@ -63,7 +64,14 @@ class Runner:
                 self.ledger.task_skipped(self.ctx.run_id, task.name, "an upstream task failed")
                 outcome.tasks.append(TaskRecord(task.name, "skipped"))
                 continue
-            record = self._run_task(task)
+            try:
+                record = self._run_task(task)
+            except Interrupted as stop:
+                # the user stopped the run: record it and go no further (no retry, no other
+                # branch of the graph); the run is failed and resumable from this task
+                outcome.tasks.append(TaskRecord(task.name, "failed", error=stop.message))
+                outcome.error, outcome.status = stop, "failed"
+                return outcome
             outcome.tasks.append(record)
             if record.status != "success":
                 blocked |= self.plan.downstream(task.name)
@@ -88,8 +96,23 @@ class Runner:
             t0 = time.perf_counter()
             try:
                 out = step(self.ctx, task)
-            except Exception as exc:
+            except (KeyboardInterrupt, Exception) as exc:
                 seconds = time.perf_counter() - t0
+                if _is_interrupt(exc):
+                    stop = Interrupted(f"task {task.name} interrupted (Ctrl-C)", task=task.name)
+                    # best effort: a connection stopped mid-statement may refuse the write,
+                    # and the next run closes a run left 'running' anyway
+                    with contextlib.suppress(Exception):
+                        self.ledger.task_finished(
+                            self.ctx.run_id,
+                            task.name,
+                            attempt,
+                            "failed",
+                            seconds,
+                            error=stop.message,
+                        )
+                    self.ctx.progress.task_finished(task.name, "failed", seconds, stop.message)
+                    raise stop from None
                 err = _as_retailhub_error(exc, task)
                 status = "quality_failed" if err.exit_code == 1 else "failed"
                 self.ledger.task_finished(
@@ -127,6 +150,14 @@ class Runner:
             record.rows_in, record.rows_out = out.rows_in, out.rows_out
             return record
         return record
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C: Python's KeyboardInterrupt, or DuckDB's, which stops the running query (the
+    Python client raises it as a RuntimeError 'Query interrupted')."""
+    return isinstance(exc, KeyboardInterrupt | duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+    )
 
 
 def _as_retailhub_error(exc: BaseException, task: Task) -> RetailhubError:

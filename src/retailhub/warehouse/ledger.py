@@ -8,6 +8,7 @@ through the atomic publish.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,10 @@ from retailhub.warehouse.base import Warehouse
 INTERRUPTED_RUN = (
     "interrupted: the process stopped before the run finished (killed, crashed or "
     "disconnected); continue it with 'retailhub run --resume {run_id}'"
+)
+INTERRUPTED_FOR_GOOD = (
+    "interrupted: the process stopped before the run finished (killed, crashed or "
+    "disconnected), and its scratch database is gone: start a new run"
 )
 INTERRUPTED_TASK = "interrupted: the process stopped during this task"
 
@@ -64,13 +69,16 @@ class Ledger:
             [run_id, run_id],
         )
 
-    def close_interrupted(self, current: str) -> list[tuple[str, str]]:
+    def close_interrupted(
+        self, current: str, can_resume: Callable[[str], bool] = lambda _run: True
+    ) -> list[tuple[str, str]]:
         """Close the runs other than ``current`` still marked 'running'; (run id, new status).
 
         Call it holding the writer lock: no other process can be writing then, so such a
         run was killed, crashed or lost its connection, and would read 'running' forever. A
         run whose publish had committed becomes a success; any other a failure (which
-        ``--resume`` continues), finished at its last recorded activity.
+        ``--resume`` continues while ``can_resume`` says its scratch is there), finished at
+        its last recorded activity.
         """
         res = self.wh.query(
             "select run_id from meta.pipeline_runs where status = 'running' and run_id <> ?",
@@ -91,7 +99,13 @@ class Ledger:
                 "update meta.pipeline_runs set status = 'failed', error = ?, finished_at = "
                 "coalesce((select max(coalesce(finished_at, started_at)) from meta.task_runs "
                 "where run_id = ?), started_at) where run_id = ?",
-                [INTERRUPTED_RUN.format(run_id=run_id), run_id, run_id],
+                [
+                    (INTERRUPTED_RUN if can_resume(run_id) else INTERRUPTED_FOR_GOOD).format(
+                        run_id=run_id
+                    ),
+                    run_id,
+                    run_id,
+                ],
             )
             closed.append((str(run_id), "failed"))
         return closed
