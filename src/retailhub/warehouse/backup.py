@@ -409,53 +409,75 @@ def _drop_staging_tables(export: Path) -> None:
 
 
 def _restore_duckdb(cfg: WarehouseConfig, root: Path, path: Path, tables: dict[str, int]) -> None:
+    """Import the backup into a new file and rename it over the warehouse, holding the lock.
+
+    The old file stays open (DuckDB's lock on it) from before the import until after the
+    rename, and the new file is open (locked) from its creation until after the rename too:
+    a run starting at any point meanwhile finds the file in use and stops with that message,
+    instead of publishing into the old file just before the rename discards it.
+    """
     import duckdb
 
     from retailhub.warehouse.duckdb import DuckDBWarehouse
 
     target = _duck_path(cfg, root)
     target.parent.mkdir(parents=True, exist_ok=True)
-    kept = None
-    if target.exists():
-        # Fails with a clear message if a run or reader has the warehouse open; reads the
-        # audit trail, which outlives the restore.
-        probe = DuckDBWarehouse(target, read_only=False)
-        try:
-            if probe.table_exists(audit.AUDIT_TABLE):
-                kept = probe.read_arrow(f"select * from {audit.AUDIT_TABLE}")
-        finally:
-            probe.close()
-    with tempfile.TemporaryDirectory(prefix="rh-restore-", dir=target.parent) as tmp:
-        with tarfile.open(path, "r") as tar:
-            tar.extractall(tmp, filter="data")
-        fresh = Path(tmp) / "restored.duckdb"
-        con = duckdb.connect(str(fresh))
-        try:
-            escaped = str(Path(tmp) / "export").replace("'", "''")
-            con.execute(f"import database '{escaped}'")
-            for table, expected in tables.items():
-                schema, name = table.split(".", 1)
-                have = con.execute(f'select count(*) from "{schema}"."{name}"').fetchall()[0][0]
-                if have != expected:
-                    raise WarehouseError(
-                        f"restore check failed: {table} has {have} rows, the backup says "
-                        f"{expected}; the warehouse was not changed"
-                    )
-            if kept is not None and kept.num_rows:
+    # Fails with a clear message if a run or reader has the warehouse open.
+    old = DuckDBWarehouse(target, read_only=False) if target.exists() else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="rh-restore-", dir=target.parent) as tmp:
+            with tarfile.open(path, "r") as tar:
+                tar.extractall(tmp, filter="data")
+            fresh = Path(tmp) / "restored.duckdb"
+            con = duckdb.connect(str(fresh))
+            try:
+                _import_duckdb(con, Path(tmp) / "export", path, tables, old)
+                # Nothing of either file may be left in a journal named after the target:
+                # the old one is checkpointed, the new one was checkpointed by the import.
+                if old is not None:
+                    old.execute("checkpoint")
+                target.with_name(target.name + ".wal").unlink(missing_ok=True)
+                os.replace(fresh, target)
+            finally:
+                if old is not None:
+                    old.close()  # the old file first: the new one stays locked until the end
+                    old = None
+                con.close()
+    finally:
+        if old is not None:
+            old.close()
+
+
+def _import_duckdb(
+    con: Any, export: Path, path: Path, tables: dict[str, int], old: Any | None
+) -> None:
+    """IMPORT DATABASE into ``con``, check the row counts, keep the old file's audit trail."""
+    import duckdb
+
+    try:
+        escaped = str(export).replace("'", "''")
+        con.execute(f"import database '{escaped}'")
+        for table, expected in tables.items():
+            schema, name = table.split(".", 1)
+            have = con.execute(f'select count(*) from "{schema}"."{name}"').fetchall()[0][0]
+            if have != expected:
+                raise WarehouseError(
+                    f"restore check failed: {table} has {have} rows, the backup says "
+                    f"{expected}; the warehouse was not changed"
+                )
+        # The audit trail outlives the restore: what the old file recorded since the backup
+        # is kept (read now, while no run can add to it).
+        if old is not None and old.table_exists(audit.AUDIT_TABLE):
+            kept = old.read_arrow(f"select * from {audit.AUDIT_TABLE}")
+            if kept.num_rows:
                 con.register("rh_audit_keep", kept)
                 con.execute(
                     f"create schema if not exists meta; {audit.create_statement()}; "
                     f"insert into {audit.AUDIT_TABLE} by name (select * from rh_audit_keep "
                     f"except select * from {audit.AUDIT_TABLE})"
                 )
-            con.execute("checkpoint")
-        except duckdb.Error as exc:
-            raise WarehouseError(
-                f"import of {path} failed: {exc}; the warehouse was not changed"
-            ) from None
-        finally:
-            con.close()
-        # Closing the lock probe above checkpointed the old file, so its WAL is gone; a WAL
-        # left by a crash would be replayed onto the new file, so it must not survive.
-        target.with_name(target.name + ".wal").unlink(missing_ok=True)
-        os.replace(fresh, target)
+        con.execute("checkpoint")
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"import of {path} failed: {exc}; the warehouse was not changed"
+        ) from None

@@ -6,8 +6,10 @@ table. Restore verifies the checksum file first and is atomic; the audit trail s
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,56 @@ def test_duckdb_backup_leaves_out_a_failed_runs_staging_tables(tmp_path: Path) -
         assert not wh.table_exists(staged)
     finally:
         wh.close()
+
+
+def _open_from_another_process(path: Path) -> str:
+    """What a run starting now meets: another process opening the file for writing."""
+    probe = (
+        "import sys, duckdb\n"
+        "try:\n"
+        "    duckdb.connect(sys.argv[1]).execute('create table meta.intruder as select 1')\n"
+        "except duckdb.Error as exc:\n"
+        "    print('refused:', exc)\n"
+        "else:\n"
+        "    print('opened')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.strip()
+
+
+def test_duckdb_restore_keeps_runs_out_until_the_new_file_is_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore used to check the lock only at its start: a run started while it imported
+    published into the old file, which the rename then discarded, run and all."""
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    cfg = WarehouseConfig(url=f"duckdb:///{path}")
+    wh = open_duckdb(path, tmp_path, label="populate")
+    populate(wh, "run-1", 200)
+    wh.close()
+    out = tmp_path / "wh.backup"
+    backup(cfg, tmp_path, out)
+
+    seen: dict[str, str] = {}
+    extract, replace = tarfile.TarFile.extractall, os.replace
+
+    def extract_then_try(self: tarfile.TarFile, *args: Any, **kwargs: Any) -> None:
+        seen["while importing"] = _open_from_another_process(path)
+        extract(self, *args, **kwargs)
+
+    def replace_then_try(src: Any, dst: Any) -> None:
+        replace(src, dst)
+        if Path(dst) == path:
+            seen["right after the rename"] = _open_from_another_process(path)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", extract_then_try)
+    monkeypatch.setattr(os, "replace", replace_then_try)
+    restore(cfg, tmp_path, out)
+    monkeypatch.undo()
+
+    assert seen["while importing"].startswith("refused:"), seen
+    assert "lock" in seen["while importing"].lower(), seen
+    assert seen["right after the rename"].startswith("refused:"), seen
+    assert _open_from_another_process(path) == "opened"  # the restore let go at its end
