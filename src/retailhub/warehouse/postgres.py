@@ -413,6 +413,8 @@ class PostgresWarehouse(Warehouse):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         try:
+            if self.read_only:
+                return self._read_only_query(sql, params)
             cur = self._conn.execute(
                 qmark_to_pyformat(sql) if params else sql, list(params) or None
             )
@@ -421,6 +423,26 @@ class PostgresWarehouse(Warehouse):
             return QueryResult(columns=columns, rows=rows)
         except Exception as exc:
             raise self._error("query failed", exc) from None
+
+    def _read_only_query(self, sql: str, params: Sequence[Any]) -> QueryResult:
+        """One statement in a transaction that cannot become a writing one.
+
+        ``default_transaction_read_only`` alone is a default: ``set transaction read write;
+        delete ...`` sent as one string overrode it. Here the transaction is read-only and has
+        run a query before the caller's SQL (after which its mode can no longer change), and
+        the SQL is prepared, which takes exactly one statement. It is rolled back either way.
+        """
+        self._conn.execute("begin transaction read only")
+        try:
+            self._conn.execute("select 1")
+            cur = self._conn.execute(
+                qmark_to_pyformat(sql) if params else sql, list(params) or None, prepare=True
+            )
+            columns = [d.name for d in cur.description or []]
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+            return QueryResult(columns=columns, rows=rows)
+        finally:
+            self._conn.execute("rollback")
 
     def read_arrow(self, sql: str) -> pa.Table:
         cur = self._adbc_conn().cursor()

@@ -75,10 +75,20 @@ def test_query_errors_are_the_users_or_the_servers(tmp_path: Path, pg_db: PgData
     runtime failure (3)."""
     project = tmp_path / "shop"
     assert cli("init", str(project)).returncode == 0
-    for sql in ("selec 1", "select * from core.nope", "create table core.x (a int)"):
+    pg_db.sql("create schema if not exists core; create table core.kept as select 1 as a")
+    writes = (
+        "create table core.x (a int)",
+        "delete from core.kept",
+        # a default_transaction_read_only session used to take these as permission to write
+        "set transaction read write; delete from core.kept",
+        "commit; delete from core.kept",
+        "set transaction read write",
+    )
+    for sql in ("selec 1", "select * from core.nope", *writes):
         refused = cli("query", "-p", str(project), "--warehouse", pg_db.url, sql)
         assert refused.returncode == 2, (sql, refused.stderr)
         assert "query failed" in refused.stderr
+    assert pg_db.sql("select count(*) from core.kept") == [(1,)]
     assert cli("query", "-p", str(project), "--warehouse", pg_db.url, "select 1").returncode == 0
     port = free_port()
     down = cli("query", "-p", str(project), "--warehouse", f"postgresql://u@127.0.0.1:{port}/x",
