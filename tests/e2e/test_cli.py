@@ -38,7 +38,7 @@ def test_help_teaches_and_version_prints() -> None:
     assert top.returncode == 0
     for command in COMMANDS:
         assert command in top.stdout
-    assert "Exit codes" in top.stdout
+    assert "Exit codes" in top.stdout and "130 interrupted" in top.stdout
     assert "<int>" not in top.stdout  # -v counts: -vv, not -v 2
     for command in COMMANDS:
         sub = cli(command, "--help")
@@ -47,6 +47,11 @@ def test_help_teaches_and_version_prints() -> None:
         assert "<bool>" not in sub.stdout, command  # a flag takes no value
     assert "--full-refresh " in cli("run", "--help").stdout
     assert cli("runs", "show", "--help").returncode == 0
+    from retailhub.cli.main import DEMO_MIN_ROWS
+    from retailhub.demo import MIN_ROWS
+
+    assert DEMO_MIN_ROWS == MIN_ROWS  # generate --help states the generator's own minimum
+    assert "x>=100" in " ".join(cli("generate", "--help").stdout.split())
     version = cli("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("retailhub ")
@@ -340,6 +345,24 @@ def test_query_of_a_wide_table_cuts_no_value(small_project: Path) -> None:
     assert "│ product_id " in result.stdout and f" {expected[0]} " in result.stdout
     narrow = cli("query", "-p", str(small_project), "select 1 as a, 2 as b")
     assert "row 1" not in narrow.stdout and "┃ a" in narrow.stdout  # narrow: a table
+
+
+def test_query_reads_the_warehouse_and_nothing_else(small_project: Path) -> None:
+    """A read-only DuckDB connection still writes files: COPY ... TO 'retailhub.yaml' once
+    replaced the project file (exit 0)."""
+    config = small_project / "retailhub.yaml"
+    before = config.read_text()
+    for sql in (
+        f"copy (select 1 as a) to '{config}' (format csv)",
+        f"select * from read_csv('{config}')",
+        "set enable_external_access = true",
+    ):
+        result = cli("query", "-p", str(small_project), sql)
+        assert result.returncode == 2, (sql, result.stderr)
+    assert config.read_text() == before
+    # JSON keys are unique: a repeated column name kept only its last value
+    result = cli("query", "-p", str(small_project), "-f", "json", "select 1 as a, 2 as a")
+    assert json.loads(result.stdout) == [{"a": 1, "a_2": 2}]
 
 
 def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None:

@@ -264,11 +264,24 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+def unique_names(columns: list[str]) -> list[str]:
+    """Column names as JSON keys: a repeated name gets ``_2``, ``_3``... (``select *`` over a
+    join repeats names, and a JSON object would silently keep only the last value)."""
+    seen: set[str] = set()
+    out = []
+    for name in columns:
+        key, n = name, 2
+        while key in seen:
+            key, n = f"{name}_{n}", n + 1
+        seen.add(key)
+        out.append(key)
+    return out
+
+
 def render_query(result: QueryResult, fmt: str) -> None:
     if fmt == "json":
-        rows = [
-            {c: _json_value(v) for c, v in zip(result.columns, r, strict=True)} for r in result.rows
-        ]
+        keys = unique_names(list(result.columns))
+        rows = [{c: _json_value(v) for c, v in zip(keys, r, strict=True)} for r in result.rows]
         sys.stdout.write(json.dumps(rows, indent=2, allow_nan=False) + "\n")
     elif fmt == "csv":
         buf = io.StringIO()

@@ -1,7 +1,7 @@
 """The ``retailhub`` command. Each command parses options, calls the Project facade, renders.
 
 Exit codes: 0 success, 1 quality gate failed, 2 usage or configuration error,
-3 runtime failure (source unreadable, warehouse unavailable).
+3 runtime failure (source unreadable, warehouse unavailable), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -44,13 +44,17 @@ def _hide_flag_types() -> None:
 
 _hide_flag_types()
 
+#: retailhub.demo.MIN_ROWS, not imported: the demo package loads numpy, and --help should not.
+DEMO_MIN_ROWS = 100
+
 app = typer.Typer(
     name="retailhub",
     help=(
         "retailhub turns raw retail data into a validated, documented warehouse.\n\n"
         "Start with:  retailhub init shop && cd shop && retailhub generate --out data "
         "&& retailhub run\n\n"
-        "Exit codes: 0 ok, 1 quality gate failed, 2 usage/config error, 3 runtime failure."
+        "Exit codes: 0 ok, 1 quality gate failed, 2 usage/config error, 3 runtime failure, "
+        "130 interrupted."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -171,7 +175,8 @@ def generate(
     rows: Annotated[
         int,
         typer.Option(
-            min=1, help="Online-retail transaction rows (the injected duplicates come on top)."
+            min=DEMO_MIN_ROWS,
+            help="Online-retail transaction rows (the injected duplicates come on top).",
         ),
     ] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
@@ -231,7 +236,8 @@ def run(
     same configuration, code and models as the last build, leaves the warehouse as it is.
 
     Exit codes: 0 success, 1 quality gate failed (nothing published), 2 usage or
-    configuration error, 3 runtime failure (source unreadable, warehouse unavailable).
+    configuration error, 3 runtime failure (source unreadable, warehouse unavailable),
+    130 interrupted (Ctrl-C; continue with --resume).
 
     Examples: retailhub run -p shop · retailhub run -w postgresql://loader@db:5432/retail ·
     retailhub run --resume 20261126T120222-51f31a

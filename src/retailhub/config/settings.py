@@ -19,7 +19,9 @@ from retailhub.config.quality import QualityConfig
 from retailhub.config.sources import SourceConfig
 
 Profile = Literal["dev", "staging", "prod"]
-_MEMORY = re.compile(r"\s*\d+(\.\d+)?\s*(%|b|bytes|[kmgt]i?b?)?\s*", re.IGNORECASE)
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|b|bytes|[kmgt]i?b?)\s*", re.IGNORECASE)
+#: DuckDB cannot build a 10k-row model in less (it fails with "failed to pin block").
+_MIN_MEMORY_BYTES = 64 * 1000**2
 
 
 class StrictModel(BaseModel):
@@ -59,8 +61,18 @@ class RunnerConfig(StrictModel):
     def _size(cls, value: str) -> str:
         # checked here, so a wrong value is a configuration error naming the key, not a
         # DuckDB parser error when the warehouse opens
-        if not _MEMORY.fullmatch(value):
+        match = _MEMORY.fullmatch(value)
+        if not match:
             raise ValueError("expected a size such as 1.25GB, 512MiB or 80%")
+        number, unit = float(match.group(1)), match.group(2).lower()
+        if unit == "%":
+            if not 0 < number <= 100:
+                raise ValueError(f"{value!r}: a share of the RAM must be above 0% and at most 100%")
+            return value
+        power = "bkmgt".index(unit[0])
+        base = 1024 if "i" in unit else 1000
+        if number * base**power < _MIN_MEMORY_BYTES:
+            raise ValueError(f"{value!r} is too small: DuckDB needs at least 64MB")
         return value
 
 

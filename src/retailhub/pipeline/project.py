@@ -363,6 +363,7 @@ class Project:
                 'no SQL given: e.g. retailhub query "select count(*) from core.fct_sales"'
             )
         with self.open_warehouse(read_only=True) as wh:
+            wh.confine_to_warehouse()
             try:
                 return wh.query(sql)
             except WarehouseError as exc:

@@ -154,6 +154,18 @@ def backup(cfg: WarehouseConfig, root: Path, out: Path, *, replace: bool = False
     An existing ``out`` is an earlier backup: it is replaced only when asked (``replace``),
     never by a mistyped name."""
     out = out.resolve()
+    if out.is_dir():
+        raise UsageError(
+            f"{out} is a folder: name the backup file, e.g. {out / 'warehouse.backup'}"
+        )
+    if engine_of(cfg.url) == "duckdb":
+        live = _duck_path(cfg, root).resolve()
+        if out in (live, live.with_name(live.name + ".wal")):
+            raise UsageError(
+                f"{out} is the warehouse itself: a backup written over it would destroy what it "
+                "saves; choose another file",
+                file=str(out),
+            )
     if out.exists() and not replace:
         raise UsageError(
             f"{out} already exists: choose another file, or pass --force to replace it "
@@ -204,7 +216,15 @@ def restore(cfg: WarehouseConfig, root: Path, path: Path) -> RestoreResult:
     if engine == "postgres":
         _restore_postgres(cfg, path, tables)
     else:
-        _restore_duckdb(cfg, root, path, tables)
+        try:
+            _restore_duckdb(cfg, root, path, tables)
+        except (tarfile.TarError, EOFError) as exc:
+            # a damaged archive whose checksum file was rewritten to match it
+            raise WarehouseError(
+                f"backup {path} is unreadable ({exc}): it is damaged or not a retailhub "
+                "backup; the warehouse was not changed",
+                file=str(path),
+            ) from None
     _audit(
         cfg,
         root,

@@ -240,6 +240,11 @@ class DuckDBWarehouse(Warehouse):
         data = pa.Table.from_pylist(rows)  # noqa: F841 - scanned by name below
         self._con.execute(f"insert into {table} by name select * from data")
 
+    def confine_to_warehouse(self) -> None:
+        # A read-only connection still writes files: COPY ... TO 'retailhub.yaml' replaced
+        # the project file. Once off, external access cannot be turned back on by the SQL.
+        self._con.execute("set enable_external_access = false")
+
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):  # closing twice
             self._con.close()

@@ -18,7 +18,7 @@ import pytest
 from tests.integration.warehouse.wh_helpers import PgDatabase, open_duckdb, open_postgres
 
 from retailhub.config.settings import WarehouseConfig
-from retailhub.errors import UsageError
+from retailhub.errors import UsageError, WarehouseError
 from retailhub.warehouse import audit
 from retailhub.warehouse.backup import backup, restore, table_counts
 from retailhub.warehouse.base import PublishBatch, Warehouse, is_staging_table
@@ -262,3 +262,34 @@ def test_duckdb_restore_keeps_runs_out_until_the_new_file_is_in_place(
     assert "lock" in seen["while importing"].lower(), seen
     assert seen["right after the rename"].startswith("refused:"), seen
     assert _open_from_another_process(path) == "opened"  # the restore let go at its end
+
+
+def test_duckdb_backup_and_restore_refuse_operator_slips(tmp_path: Path) -> None:
+    """Each of these once destroyed the warehouse or ended in an unexpected exception."""
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    cfg = WarehouseConfig(url=f"duckdb:///{path}")
+    wh = open_duckdb(path, tmp_path, label="populate")
+    populate(wh, "run-1", 100)
+    before = fingerprints(wh)
+    wh.close()
+    # --force over the warehouse file itself wrote a tar archive in its place
+    with pytest.raises(UsageError, match="is the warehouse itself"):
+        backup(cfg, tmp_path, path, replace=True)
+    with pytest.raises(UsageError, match="is a folder"):
+        backup(cfg, tmp_path, tmp_path, replace=True)
+    # a truncated archive whose checksum file was recomputed to match it
+    out = tmp_path / "wh.backup"
+    backup(cfg, tmp_path, out)
+    with tarfile.open(out) as tar:  # cut inside the largest member's data
+        big = max(tar.getmembers(), key=lambda m: m.size)
+    out.write_bytes(out.read_bytes()[: big.offset_data + big.size // 2])
+    from retailhub.warehouse.backup import write_checksums
+
+    write_checksums(out)
+    with pytest.raises(WarehouseError, match=r"wh\.backup is unreadable .*not changed"):
+        restore(cfg, tmp_path, out)
+    wh = open_duckdb(path, tmp_path, read_only=True)
+    try:
+        assert fingerprints(wh) == before
+    finally:
+        wh.close()

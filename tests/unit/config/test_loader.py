@@ -288,3 +288,27 @@ def test_memory_limit_must_be_a_size(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_project(tmp_path)
     assert "runner.memory_limit" in str(exc.value) and "1.25GB" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("150%", "at most 100%"),
+        ("0%", "above 0%"),
+        ("0GB", "too small"),
+        ("10MB", "too small"),
+        ("100000000", "such as 1.25GB"),  # DuckDB wants a unit
+    ],
+)
+def test_memory_limit_must_be_a_workable_size(tmp_path: Path, value: str, problem: str) -> None:
+    """DuckDB refused these only when the warehouse opened: exit 3, 'cannot open warehouse'."""
+    write(tmp_path, MINIMAL + f"runner:\n  memory_limit: '{value}'\n")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "runner.memory_limit" in str(exc.value) and problem in str(exc.value)
+
+
+@pytest.mark.parametrize("value", ["80%", "1.25GB", "512MiB", "64mb", "2 GiB"])
+def test_memory_limit_accepts_duckdb_sizes(tmp_path: Path, value: str) -> None:
+    write(tmp_path, MINIMAL + f"runner:\n  memory_limit: '{value}'\n")
+    assert load_project(tmp_path).settings.runner.memory_limit == value
