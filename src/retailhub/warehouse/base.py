@@ -132,9 +132,10 @@ class Warehouse(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
     def confine_to_warehouse(self) -> None:
         """From now on, SQL on this connection reads the warehouse and nothing else (no files,
-        no other databases): for users' ad-hoc SQL. A no-op where the server enforces it."""
+        no other databases): for users' ad-hoc SQL."""
 
     def __enter__(self) -> Warehouse:
         return self

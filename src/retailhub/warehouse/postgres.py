@@ -424,6 +424,12 @@ class PostgresWarehouse(Warehouse):
         except Exception as exc:
             raise self._error("query failed", exc) from None
 
+    def confine_to_warehouse(self) -> None:
+        # The server itself keeps SQL away from its files (COPY TO a file, pg_read_file need
+        # superuser or the pg_write/read_server_files roles), and a read-only session's
+        # queries run in read-only transactions (_read_only_query).
+        return None
+
     def _read_only_query(self, sql: str, params: Sequence[Any]) -> QueryResult:
         """One statement in a transaction that cannot become a writing one.
 
