@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
+from retailhub.config import strict_yaml
 from retailhub.config.envsubst import expand
 from retailhub.config.settings import ProjectSettings
 from retailhub.errors import ConfigError
@@ -321,7 +322,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text", file=str(path)) from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = strict_yaml.load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

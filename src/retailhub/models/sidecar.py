@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from retailhub.config import strict_yaml
 from retailhub.errors import ModelError
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -40,7 +41,7 @@ def load_sidecar(sql_path: Path) -> dict[str, Any]:
     else:
         return {}
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ModelError(f"{path}: invalid YAML: {exc}", file=str(path)) from exc
     if not isinstance(spec, dict):

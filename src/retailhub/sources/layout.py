@@ -21,6 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from retailhub.config import strict_yaml
 from retailhub.errors import ConfigError
 
 PASS_THROUGH = "none"
@@ -263,7 +264,7 @@ def _builtin(name: str) -> Layout:
 
 def _parse(text: str, where: str) -> Layout:
     try:
-        data = _LayoutFile.model_validate(yaml.safe_load(text))
+        data = _LayoutFile.model_validate(strict_yaml.load(text))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: invalid YAML: {exc}", file=where) from None
     except ValidationError as exc:

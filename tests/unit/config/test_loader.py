@@ -312,3 +312,26 @@ def test_memory_limit_must_be_a_workable_size(tmp_path: Path, value: str, proble
 def test_memory_limit_accepts_duckdb_sizes(tmp_path: Path, value: str) -> None:
     write(tmp_path, MINIMAL + f"runner:\n  memory_limit: '{value}'\n")
     assert load_project(tmp_path).settings.runner.memory_limit == value
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a second 'sales:' block replaced the first,
+    and the run read only the files of the second (exit 0)."""
+    text = (
+        MINIMAL + "  sales:\n    type: csv\n    path: data/2024-*.csv\n    layout: online_retail\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_project(write(tmp_path, text))
+    assert "line 8, column 3" in str(exc.value)
+    assert "duplicate key 'sales' (first given on line 4)" in str(exc.value)
+    with pytest.raises(ConfigError, match="duplicate key 'retries'"):
+        load_project(write(tmp_path, MINIMAL + "runner:\n  retries: 1\n  retries: 7\n"))
+
+
+def test_yaml_merge_keys_may_repeat_what_they_override(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "runner: &base {retries: 1, backoff_s: 2.0}\n"
+        "profiles:\n  prod:\n    runner:\n      <<: *base\n      retries: 5\n"
+    )
+    loaded = load_project(write(tmp_path, text), profile="prod")
+    assert (loaded.settings.runner.retries, loaded.settings.runner.backoff_s) == (5, 2.0)
