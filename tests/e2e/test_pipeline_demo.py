@@ -757,3 +757,35 @@ def test_second_run_after_rm_data_keeps_history(demo_project: Path, layout_dir: 
         )
         == rows
     )
+
+
+def test_a_run_whose_warehouse_connection_dies_stays_resumable(demo_project: Path) -> None:
+    """A failover or a DBA's pg_terminate_backend during the publish: recording the failure
+    fails too, and the error used to escape without the run id, deleting the scratch
+    database (so --resume said it was gone) and leaving the run 'running'."""
+    if uses_duckdb(demo_project):
+        pytest.skip("a DuckDB warehouse has no connection to lose")
+    import psycopg
+
+    from retailhub.errors import WarehouseError
+
+    url = os.environ["RETAILHUB_WAREHOUSE__URL"]
+
+    def kill_the_writer(_table: str) -> None:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where application_name like 'retailhub writer%' and pid <> pg_backend_pid()"
+            )
+
+    project = Project.load(demo_project)
+    with pytest.raises(WarehouseError) as stopped:
+        project.run(publish_hook=kill_the_writer)
+    ((run_id,),) = fetch(demo_project, "select run_id from meta.pipeline_runs")
+    assert f"run {run_id} stopped: " in stopped.value.message
+    assert f"'retailhub run --resume {run_id}'" in stopped.value.message
+    assert project.work_db(run_id).exists()
+    assert fetch(demo_project, "select count(*) from meta.lineage") == [(0,)]  # rolled back
+    resumed = project.run(resume=run_id)
+    assert resumed.exit_code == EXIT_OK, resumed.error
+    assert fetch(demo_project, "select status from meta.pipeline_runs") == [("success",)]

@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 quality gate failed, 2 usage or configuration error,
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -254,6 +255,10 @@ def check(
     _run(project, warehouse, profile, resume=None, publish=False)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _run(
     project: Path | None,
     warehouse: str | None,
@@ -267,6 +272,9 @@ def _run(
     from retailhub.pipeline.project import Project
 
     proj = Project.load(project, profile=profile, warehouse_url=warehouse)
+    # SIGTERM (systemd, docker stop, a scheduler's timeout) stops a run like Ctrl-C: the task
+    # is recorded as interrupted and the run can be resumed, instead of dying mid-write
+    signal.signal(signal.SIGTERM, _interrupt)
     with RichProgress() as progress:
         report = proj.run(
             resume=resume, publish=publish, progress=progress, full_refresh=full_refresh

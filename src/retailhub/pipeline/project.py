@@ -18,6 +18,7 @@ from typing import Any
 from retailhub.config.loader import LoadedProject, load_project
 from retailhub.errors import (
     EXIT_RUNTIME,
+    Interrupted,
     RetailhubError,
     UsageError,
     WarehouseError,
@@ -113,6 +114,7 @@ class Project:
             raise UsageError(f"no run {resume} in the ledger: see 'retailhub runs'")
         warehouse = self.open_warehouse(work_db=work_db)
         outcome: RunOutcome | None = None
+        started_run = False
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
@@ -135,6 +137,7 @@ class Project:
                 full_refresh=full_refresh,
                 scratch_missing=scratch_missing,
             )
+            started_run = True
             ctx = RunContext(
                 project=self.loaded,
                 warehouse=warehouse,
@@ -160,10 +163,24 @@ class Project:
             if publish and outcome.status == "success" and not self.settings.runner.keep_work_db:
                 self._remove_unresumable_scratch(ledger, run_id)
             return report
+        except (RetailhubError, KeyboardInterrupt) as exc:
+            if not (started_run and publish):
+                raise
+            # Stopped outside a task's own error handling (the warehouse connection died
+            # while the ledger recorded a failure, Ctrl-C between two tasks): the ledger
+            # may still say 'running', but the scratch database is kept and the run named,
+            # so it can be resumed (the next run records it as interrupted).
+            if isinstance(exc, KeyboardInterrupt):
+                exc = Interrupted(f"interrupted ({str(exc) or 'Ctrl-C'})")
+            exc.message = (
+                f"run {run_id} stopped: {exc.message}; continue it with "
+                f"'retailhub run --resume {run_id}' once the cause is fixed"
+            )
+            raise exc from None
         finally:
             warehouse.close()
             keep = self.settings.runner.keep_work_db or (
-                publish and outcome is not None and outcome.status == "failed"
+                publish and started_run and (outcome is None or outcome.status == "failed")
             )
             if not keep:
                 _remove_work_db(work_db)

@@ -99,7 +99,9 @@ class Runner:
             except (KeyboardInterrupt, Exception) as exc:
                 seconds = time.perf_counter() - t0
                 if _is_interrupt(exc):
-                    stop = Interrupted(f"task {task.name} interrupted (Ctrl-C)", task=task.name)
+                    stop = Interrupted(
+                        f"task {task.name} interrupted ({_signal_name(exc)})", task=task.name
+                    )
                     # best effort: a connection stopped mid-statement may refuse the write,
                     # and the next run closes a run left 'running' anyway
                     with contextlib.suppress(Exception):
@@ -150,6 +152,13 @@ class Runner:
             record.rows_in, record.rows_out = out.rows_in, out.rows_out
             return record
         return record
+
+
+def _signal_name(exc: BaseException) -> str:
+    """Ctrl-C, or the signal the CLI turned into a KeyboardInterrupt (SIGTERM)."""
+    return (
+        str(exc) if isinstance(exc, KeyboardInterrupt) and str(exc).startswith("SIG") else "Ctrl-C"
+    )
 
 
 def _is_interrupt(exc: BaseException) -> bool:
