@@ -69,7 +69,18 @@ def match_files(
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else (project_dir / base)
     _refuse_unreadable_folders(full, source)
-    found = {Path(p).resolve() for p in glob.glob(str(full), recursive=True) if Path(p).is_file()}
+    matches = [Path(p) for p in glob.glob(str(full), recursive=True)]
+    dangling = sorted(str(p) for p in matches if p.is_symlink() and not p.exists())
+    if dangling:
+        # a delivery that is a link to nowhere never arrived: skipping it read as success
+        more = f" (and {len(dangling) - 1} more such links)" if len(dangling) > 1 else ""
+        raise SourceError(
+            f"source {source!r}: {dangling[0]} is a link to {os.readlink(dangling[0])}, which "
+            f"does not exist{more}: deliver the file or remove the link",
+            source=source,
+            path=dangling[0],
+        )
+    found = {p.resolve() for p in matches if p.is_file()}
     if not found:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
         raise SourceError(f"source {source!r}: {what} {full}", source=source, path=str(full))

@@ -204,6 +204,17 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path, make_source, monkeypa
     assert len(src.discover(SourceState())) == 2
 
 
+def test_a_link_to_a_missing_file_is_an_error(tmp_path, make_source) -> None:
+    """A delivery that is a link to nowhere never arrived: glob skipped it and the run read
+    as a success with 0 new rows."""
+    (tmp_path / "in").mkdir()
+    _write(tmp_path / "in" / "2024-01.csv", b"x\n1\n")
+    (tmp_path / "in" / "2024-02.csv").symlink_to(tmp_path / "nowhere" / "2024-02.csv")
+    src = make_source(type="csv", path="in/*.csv")
+    with pytest.raises(SourceError, match=r"2024-02\.csv is a link to .*nowhere.* does not exist"):
+        src.discover(SourceState())
+
+
 def test_empty_file_is_an_error(tmp_path, make_source, land_source) -> None:
     _write(tmp_path / "e.csv", b"")
     with pytest.raises(SourceError, match=r"e\.csv is empty"):
