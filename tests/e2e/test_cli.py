@@ -302,6 +302,20 @@ def test_a_file_whose_header_lacks_a_column_is_refused(small_project: Path) -> N
     assert f"header of {bad}" in message
 
 
+def test_a_misspelt_layout_is_named_before_the_rules_that_follow_from_it(
+    small_project: Path,
+) -> None:
+    """A source's dataset is named after its layout: the typo used to read as a referential
+    rule pointing at a dataset no source provides."""
+    cfg = small_project / "retailhub.yaml"
+    cfg.write_text(cfg.read_text().replace("layout: online_retail", "layout: online_retial", 1))
+    result = _bad_run(small_project)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "key 'sources.online_retail.layout': unknown layout 'online_retial'" in message
+    assert "resume" not in message  # refused before a run was recorded
+
+
 def test_missing_file_names_the_path(small_project: Path) -> None:
     cfg = small_project / "retailhub.yaml"
     cfg.write_text(cfg.read_text().replace("data/superstore/*.csv", "data/nowhere/superstore.csv"))

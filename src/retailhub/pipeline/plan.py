@@ -88,6 +88,26 @@ def datasets_of(settings: ProjectSettings) -> dict[str, list[str]]:
     return out
 
 
+def _check_layout_names(settings: ProjectSettings) -> None:
+    """A misspelt built-in layout, named before anything else is checked.
+
+    A source's dataset is named after its layout, so a typo there renamed the dataset, and
+    the first error was about a referential rule pointing at a dataset no source provides.
+    (Layout files, by path, are read and checked by the health task.)
+    """
+    from retailhub.sources.layout import available_layouts
+
+    known = available_layouts()
+    for name, src in settings.sources.items():
+        layout = src.layout
+        if src.enabled and not layout.endswith((".yaml", ".yml")) and layout not in known:
+            raise ConfigError(
+                f"key 'sources.{name}.layout': unknown layout {layout!r}; available: "
+                f"{', '.join(known)} (or a path to a layout .yaml file)",
+                key=f"sources.{name}.layout",
+            )
+
+
 def referenced_datasets(settings: ProjectSettings, dataset: str) -> set[str]:
     """Datasets that ``dataset``'s referential rules point at (they must validate first)."""
     cfg = settings.quality.datasets.get(dataset)
@@ -109,6 +129,7 @@ def build_plan(
     """Plan: health → ingest per source → validate per dataset → gate → transform → publish."""
     retries = settings.runner.retries
     tasks: list[Task] = [Task(HEALTH, HEALTH)]
+    _check_layout_names(settings)
     datasets = datasets_of(settings)
     if not datasets:
         raise ConfigError("key 'sources': the project declares no enabled source", key="sources")
