@@ -200,13 +200,23 @@ class PostgresWarehouse(Warehouse):
         Existing objects are detected first, so a loader role without CREATE on the database
         can start runs on a warehouse that ``retailhub warehouse init`` prepared.
         """
+        import psycopg
+
         from retailhub.warehouse import audit
 
-        existing = self._existing_schemas()
-        missing_schemas = [s for s in (*SCHEMAS, STAGING_SCHEMA) if s not in existing]
-        missing_tables = [t for t in LEDGER_TABLES if not self.table_exists(t)]
-        if not self.table_exists(audit.AUDIT_TABLE):
-            missing_tables.append(audit.AUDIT_TABLE)
+        try:
+            existing = self._existing_schemas()
+            missing_schemas = [s for s in (*SCHEMAS, STAGING_SCHEMA) if s not in existing]
+            missing_tables = [t for t in LEDGER_TABLES if not self.table_exists(t)]
+            if not self.table_exists(audit.AUDIT_TABLE):
+                missing_tables.append(audit.AUDIT_TABLE)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            # e.g. the analyst role, or a loader whose grants were revoked
+            raise self._error(
+                f"role {self.target.user} may not use the warehouse's schemas: runs need the "
+                "loader role that 'retailhub warehouse init' creates (or the schemas' owner)",
+                exc,
+            ) from None
         if not missing_schemas and not missing_tables:
             self._add_missing_ledger_indexes()
             return

@@ -103,6 +103,14 @@ def test_init_runs_backup_restore_and_audit_trail(
     project = ["--project", str(demo_project)]
     cli("warehouse", "init", *project, "--warehouse", pg_db.url, *roles, check=True)
     cli("warehouse", "init", *project, "--warehouse", pg_db.url, *roles, check=True)
+    # the analyst role cannot run: said so, not "unexpected InsufficientPrivilege"
+    analyst = pg_db.url.replace(f"//{pg_db.admin.user}@", f"//{pg_db.roles.analyst}@")
+    refused = cli("check", *project, "--warehouse", analyst)
+    assert refused.returncode == 3, refused.stderr
+    assert (
+        f"role {pg_db.roles.analyst} may not use the warehouse's schemas: runs need the "
+        "loader role" in " ".join(refused.stderr.split())
+    )
 
     monthly = sorted((demo_project / "data" / "online_retail").glob("*.csv"))
     parked = tmp_path / monthly[-1].name
