@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +22,14 @@ DUCKDB_PREFIX = "duckdb:///"
 
 
 def engine_of(url: str) -> str:
-    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    try:
+        scheme = urlsplit(url).scheme.split("+")[0].lower()
+    except ValueError as exc:  # e.g. an unclosed '[' of an IPv6 host
+        raise ConfigError(
+            f"key 'warehouse.url': '{redact(url)}' is not a valid URL ({exc}): expected "
+            "duckdb:///path/file.duckdb or postgresql://user@host:port/db",
+            key="warehouse.url",
+        ) from None
     if scheme == "duckdb" or (not scheme and url.endswith((".duckdb", ".db"))):
         return "duckdb"
     if scheme in ("postgresql", "postgres"):
@@ -125,9 +133,11 @@ def writable_folder(folder: Path, what: str, key: str) -> None:
 
 
 def redact(url: str) -> str:
-    """Remove a password from a URL so it can be shown."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    """Mask a password in a URL (``user:secret@``) or a libpq keyword string (``password=``)
+    so the value can be shown; works on text that does not even parse as a URL."""
+    masked = _URL_PASSWORD.sub(r"\1***@", url)
+    return _KEYWORD_PASSWORD.sub(r"\1***", masked)
+
+
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@/\s]*@")
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)

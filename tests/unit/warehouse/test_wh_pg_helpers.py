@@ -147,3 +147,31 @@ def test_loads_stream_with_a_small_duckdb_budget_and_restore_the_configured_one(
     assert limit(default) == usual
     assert size_bytes("1.25GB") == 1_250_000_000 and size_bytes("488.2 MiB") == 511_914_803
     assert size_bytes("lots") is None
+
+
+@pytest.mark.parametrize(
+    ("shown", "masked"),
+    [
+        ("postgresql://u:TopSecret1@db:5432/x", "postgresql://u:***@db:5432/x"),
+        ("postgresql://u:TopSecret1@[::1/db", "postgresql://u:***@[::1/db"),  # does not parse
+        ("host=127.0.0.1 dbname=x password=TopSecret1", "host=127.0.0.1 dbname=x password=***"),
+        ("host=h password = 'Top Secret1' port=5", "host=h password = *** port=5"),
+        ("postgresql://u@db:5432/x", "postgresql://u@db:5432/x"),
+    ],
+)
+def test_a_password_is_masked_in_any_echoed_url(shown: str, masked: str) -> None:
+    """A libpq keyword string was echoed whole in 'unsupported warehouse URL ...'."""
+    from retailhub.warehouse.factory import redact
+
+    assert redact(shown) == masked
+
+
+def test_a_url_that_does_not_parse_is_a_config_error() -> None:
+    """It was 'unexpected ValueError: Invalid IPv6 URL', exit 3."""
+    from retailhub.warehouse.factory import engine_of
+
+    with pytest.raises(ConfigError, match=r"key 'warehouse.url': .*\[::1/db' is not a valid URL"):
+        engine_of("postgresql://u:TopSecret1@[::1/db")
+    with pytest.raises(ConfigError) as refused:
+        engine_of("host=127.0.0.1 dbname=x password=TopSecret1")
+    assert "TopSecret1" not in str(refused.value)
