@@ -327,11 +327,16 @@ class Project:
         schemas = "select schema_name from information_schema.schemata"
         with self.open_warehouse() as wh:
             before = {str(r[0]) for r in wh.query(schemas).rows}
+            if not isinstance(wh, SupportsRoles):
+                wh.init_schema()
+                audit.ensure_table(wh)
+                return {"warehouse": wh.display_url, "roles": "not applicable (embedded DuckDB)"}
+            # Roles first: it checks that this login may create roles before it changes
+            # anything, and creates schemas, tables and grants in one transaction (a refused
+            # init used to leave the schemas and ledger tables behind)
+            report = wh.init_roles(RoleNames(loader=loader_role, analyst=analyst_role))
             wh.init_schema()
             audit.ensure_table(wh)
-            if not isinstance(wh, SupportsRoles):
-                return {"warehouse": wh.display_url, "roles": "not applicable (embedded DuckDB)"}
-            report = wh.init_roles(RoleNames(loader=loader_role, analyst=analyst_role))
             created = sorted({str(r[0]) for r in wh.query(schemas).rows} - before)
             return {
                 "warehouse": wh.display_url,

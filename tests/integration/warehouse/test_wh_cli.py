@@ -266,3 +266,23 @@ def test_init_after_clear_publish_withholds_personal_data_until_pseudonymised(
             v is None or re.fullmatch("[0-9a-f]{64}", v) for row in names for v in row
         )
         assert conn.execute("select count(*) from core.dim_customer_history").fetchone()[0] > 0
+
+
+def test_a_refused_warehouse_init_changes_nothing(tmp_path: Path, pg_db: PgDatabase) -> None:
+    """A login that may not create roles was refused only after the schemas and ledger
+    tables had been created."""
+    project = tmp_path / "shop"
+    assert cli("init", str(project)).returncode == 0
+    plain = pg_db.roles.loader + "_plain"
+    pg_db.sql(f"create role {plain} login")
+    try:
+        pg_db.sql(f"grant create on database {pg_db.name} to {plain}")
+        url = pg_db.url.replace(f"//{pg_db.admin.user}@", f"//{plain}@")
+        before = pg_db.sql("select nspname from pg_namespace order by 1")
+        refused = cli("warehouse", "init", "-p", str(project), "--warehouse", url)
+        assert refused.returncode == 2, refused.stderr
+        assert "creates roles: connect as a superuser" in " ".join(refused.stderr.split())
+        assert pg_db.sql("select nspname from pg_namespace order by 1") == before
+    finally:
+        pg_db.sql(f"drop owned by {plain}")
+        pg_db.sql(f"drop role {plain}")
