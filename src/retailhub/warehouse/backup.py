@@ -314,6 +314,7 @@ def _restore_postgres(cfg: WarehouseConfig, path: Path, tables: dict[str, int]) 
 
     wh = PostgresWarehouse(cfg, label="restore")
     try:
+        _refuse_outside_dependents(wh)
         target = wh.target
         script = _run([_pg_tool("pg_restore"), "--file=-", str(path)], target).stdout
         # The staging schema stays: it holds nothing published, and its grants belong to init.
@@ -362,6 +363,49 @@ def _restore_postgres(cfg: WarehouseConfig, path: Path, tables: dict[str, int]) 
             )
     finally:
         wh.close()
+
+
+#: Objects outside retailhub's schemas that depend on tables inside them: views and
+#: materialised views (through their rewrite rules) and foreign keys.
+_OUTSIDE_DEPENDENTS = """
+select distinct dn.nspname || '.' || dc.relname, rn.nspname || '.' || rc.relname
+from pg_depend d
+join pg_rewrite w on d.classid = 'pg_rewrite'::regclass and d.objid = w.oid
+join pg_class dc on dc.oid = w.ev_class
+join pg_namespace dn on dn.oid = dc.relnamespace
+join pg_class rc on d.refclassid = 'pg_class'::regclass and d.refobjid = rc.oid
+join pg_namespace rn on rn.oid = rc.relnamespace
+where rn.nspname = any(?) and not dn.nspname = any(?) and dc.oid <> rc.oid
+union
+select distinct cn.nspname || '.' || cc.relname || ' (foreign key ' || c.conname || ')',
+       fn.nspname || '.' || fc.relname
+from pg_constraint c
+join pg_class cc on cc.oid = c.conrelid
+join pg_namespace cn on cn.oid = cc.relnamespace
+join pg_class fc on fc.oid = c.confrelid
+join pg_namespace fn on fn.oid = fc.relnamespace
+where c.contype = 'f' and fn.nspname = any(?) and not cn.nspname = any(?)
+order by 1
+"""
+
+
+def _refuse_outside_dependents(wh: Warehouse) -> None:
+    """Refuse a restore that would silently drop the site's own objects.
+
+    The restore replaces retailhub's schemas with ``drop schema ... cascade``: a view or a
+    foreign key someone built on ``core.fct_sales`` in another schema would vanish with
+    them, where a publish refuses to drop it.
+    """
+    ours = list(SCHEMAS)
+    rows = wh.query(_OUTSIDE_DEPENDENTS, [ours, ours, ours, ours]).rows
+    if rows:
+        shown = "; ".join(f"{dependent} depends on {table}" for dependent, table in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise UsageError(
+            f"restore would drop objects outside retailhub's schemas that depend on its "
+            f"tables: {shown}{more}. Drop them first (and re-create them after the restore); "
+            "the warehouse was not changed"
+        )
 
 
 def _qualified(table: str) -> str:

@@ -293,3 +293,22 @@ def test_duckdb_backup_and_restore_refuse_operator_slips(tmp_path: Path) -> None
         assert fingerprints(wh) == before
     finally:
         wh.close()
+
+
+def test_a_postgres_restore_refuses_to_drop_the_sites_own_objects(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """The restore drops retailhub's schemas with CASCADE: a view or foreign key built on
+    its tables in another schema vanished without a word."""
+    cfg = WarehouseConfig(url=pg_db.url)
+    wh = open_postgres(pg_db, tmp_path, label="populate")
+    populate(wh, "run-1", 50)
+    wh.close()
+    out = tmp_path / "wh.backup"
+    backup(cfg, tmp_path, out)
+    pg_db.sql("create view public.v_items as select * from raw.items")
+    with pytest.raises(UsageError, match=r"public\.v_items depends on raw\.items.*not changed"):
+        restore(cfg, tmp_path, out)
+    assert pg_db.sql("select count(*) from public.v_items") == [(50,)]
+    pg_db.sql("drop view public.v_items")
+    assert restore(cfg, tmp_path, out).tables["raw.items"] == 50
