@@ -225,6 +225,16 @@ def validate_settings(
             variable = env_variable(key)
             if variable:
                 return f"key '{key}' (from environment variable {variable})"
+            below = env_variables_under(key)
+            named_entry = key.startswith("sources.") and key.count(".") == 1
+            if below and named_entry and not _has_path(data, key.split(".")):
+                # only a variable names this source: one the file lacks (a misspelt name)
+                return (
+                    f"key '{key}' (from environment variable {', '.join(below)}; {path.name} "
+                    "declares no such key: is the name misspelt?)"
+                )
+            if below:
+                return f"key '{key}' (environment variable {', '.join(below)} sets a value in it)"
             if isinstance(override, dict) and _has_path(override, key.split(".")):
                 return f"key 'profiles.{profile}.{key}'"
             return f"key '{key}'"
@@ -254,6 +264,12 @@ def env_variable(key: str) -> str | None:
     """The ``RETAILHUB_`` environment variable that sets dotted ``key``, if one is set."""
     wanted = "RETAILHUB_" + key.replace(".", "__").upper()
     return next((name for name in os.environ if name.upper() == wanted), None)
+
+
+def env_variables_under(key: str) -> list[str]:
+    """The ``RETAILHUB_`` variables that set a key inside dotted ``key``."""
+    prefix = "RETAILHUB_" + key.replace(".", "__").upper() + "__"
+    return sorted(name for name in os.environ if name.upper().startswith(prefix))
 
 
 def _has_path(mapping: dict[str, Any], parts: list[str]) -> bool:

@@ -335,3 +335,22 @@ def test_yaml_merge_keys_may_repeat_what_they_override(tmp_path: Path) -> None:
     )
     loaded = load_project(write(tmp_path, text), profile="prod")
     assert (loaded.settings.runner.retries, loaded.settings.runner.backoff_s) == (5, 2.0)
+
+
+def test_an_override_of_a_key_the_file_lacks_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read as validator messages that named no variable."""
+    write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RETAILHUB_SOURCES__SALSE__PATH", "/x/*.csv")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert (
+        "key 'sources.salse' (from environment variable RETAILHUB_SOURCES__SALSE__PATH; "
+        "retailhub.yaml declares no such key: is the name misspelt?)"
+    ) in str(exc.value)
+    monkeypatch.delenv("RETAILHUB_SOURCES__SALSE__PATH")
+    monkeypatch.setenv("RETAILHUB_QUALITY__DEFAULTS__COMPLETENESS", "95")
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert "RETAILHUB_QUALITY__DEFAULTS__COMPLETENESS sets a value in it" in str(exc.value)
