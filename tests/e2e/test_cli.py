@@ -379,6 +379,20 @@ def test_query_reads_the_warehouse_and_nothing_else(small_project: Path) -> None
     assert json.loads(result.stdout) == [{"a": 1, "a_2": 2}]
 
 
+def test_generate_does_not_overwrite_data_unless_forced(tmp_path: Path) -> None:
+    """Regenerated over ingested files, every later run stopped on 24 'changed' files."""
+    data = tmp_path / "data"
+    assert cli("generate", "--out", str(data), "--rows", "200").returncode == 0
+    before = (data / "defects.json").read_bytes()
+    again = cli("generate", "--out", str(data), "--rows", "300", "--seed", "9")
+    assert again.returncode == 2, again.stderr
+    assert "already holds" in again.stderr and "--force" in again.stderr
+    assert (data / "defects.json").read_bytes() == before
+    forced = cli("generate", "--out", str(data), "--rows", "300", "--seed", "9", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (data / "defects.json").read_bytes() != before
+
+
 def test_wrong_paths_limits_and_run_ids_are_usage_errors(tmp_path: Path) -> None:
     """Each used to end in a Python exception name with exit 3."""
     afile = tmp_path / "afile"

@@ -187,11 +187,23 @@ def generate(
             min=0.0, max=0.5, help="Share of rows given a defect (listed in defects.json)."
         ),
     ] = 0.01,
+    force: Annotated[
+        bool, typer.Option("--force", help="Write into a folder that already holds files.")
+    ] = False,
 ) -> None:
     """Write the four demo datasets (consistent, realistic, with injected defects)."""
     from retailhub.cli.console import RichProgress, out
     from retailhub.demo import generate as gen
     from retailhub.errors import UsageError
+
+    held = [p for p in out_dir.rglob("*") if p.is_file()] if out_dir.is_dir() else []
+    if held and not force:
+        # files a warehouse has ingested, rewritten, make every later run stop on "changed"
+        raise UsageError(
+            f"{out_dir} already holds {len(held)} file(s) (e.g. {held[0]}): generating would "
+            "overwrite them; choose an empty folder, or pass --force",
+            path=str(out_dir),
+        )
 
     with RichProgress() as progress:
         try:
