@@ -267,13 +267,31 @@ def _run(
     except OSError as exc:
         raise WarehouseError(f"cannot run {cmd[0]}: {exc}") from None
     if proc.returncode != 0:
-        err = target.scrub(proc.stderr.decode(errors="replace")).strip()
+        err = _errors_only(target.scrub(proc.stderr.decode(errors="replace")))
         raise WarehouseError(
-            f"{Path(cmd[0]).name} failed for {target.display_url} (exit {proc.returncode}): "
-            f"{err[-2000:]}",
+            f"{Path(cmd[0]).name} failed for {target.display_url} (exit {proc.returncode}): {err}",
             host=target.host,
         )
     return proc
+
+
+def _errors_only(stderr: str) -> str:
+    """The ERROR/FATAL lines (with their DETAIL and HINT) of a client tool's output.
+
+    A failed restore printed dozens of NOTICE lines ("drop cascades to table ...") before its
+    one ERROR, reading as if data had been dropped, when the transaction was rolled back.
+    """
+    kept: list[str] = []
+    in_error = False
+    for raw in stderr.splitlines():
+        line = " ".join(raw.split())
+        if line.startswith(("ERROR:", "FATAL:")) or "error:" in line:
+            in_error = True
+        elif not line.startswith(("DETAIL:", "HINT:", "CONTEXT:")):
+            in_error = False  # a NOTICE/WARNING, and the DETAIL lines that follow it
+        if in_error and line:
+            kept.append(line)
+    return " ".join(kept)[-2000:] if kept else " ".join(stderr.split())[-2000:]
 
 
 def _schemas_present(wh: Warehouse) -> list[str]:
@@ -348,7 +366,7 @@ def _restore_postgres(cfg: WarehouseConfig, path: Path, tables: dict[str, int]) 
         with tempfile.TemporaryFile() as fh:
             fh.write(program)
             fh.seek(0)
-            _run(
+            _run_restore(
                 [
                     _pg_tool("psql"),
                     "--no-psqlrc",
@@ -406,6 +424,40 @@ def _refuse_outside_dependents(wh: Warehouse) -> None:
             f"tables: {shown}{more}. Drop them first (and re-create them after the restore); "
             "the warehouse was not changed"
         )
+
+
+#: (text in the server's error, what to do) for the ways a restore is commonly refused.
+_RESTORE_HINTS = (
+    (
+        "lock timeout",
+        "a session holds a lock on a retailhub table (see pg_stat_activity): "
+        "end it, or retry when readers are done",
+    ),
+    (
+        'role "',
+        "the backup grants to roles this server lacks: run 'retailhub warehouse init' "
+        "with the --loader-role/--analyst-role names of the backed-up warehouse first",
+    ),
+    (
+        "must be owner",
+        "restore as the owner of the retailhub schemas or a superuser (the "
+        "loader role may back up, not restore)",
+    ),
+    ("restore check failed", "the archive does not hold what its manifest says"),
+)
+
+
+def _run_restore(cmd: list[str], target: PgTarget, *, stdin: Any) -> None:
+    """psql of the restore script: a failure says it was rolled back, why, and what to do."""
+    try:
+        _run(cmd, target, stdin=stdin)
+    except WarehouseError as exc:
+        hint = next((h for needle, h in _RESTORE_HINTS if needle in exc.message), None)
+        raise WarehouseError(
+            f"restore rolled back, the warehouse was not changed: {exc.message}"
+            + (f"; {hint}" if hint else ""),
+            host=target.host,
+        ) from None
 
 
 def _qualified(table: str) -> str:

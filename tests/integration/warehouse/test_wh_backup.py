@@ -312,3 +312,35 @@ def test_a_postgres_restore_refuses_to_drop_the_sites_own_objects(
     assert pg_db.sql("select count(*) from public.v_items") == [(50,)]
     pg_db.sql("drop view public.v_items")
     assert restore(cfg, tmp_path, out).tables["raw.items"] == 50
+
+
+def test_a_refused_restore_says_it_was_rolled_back_and_why(
+    setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """A manifest that promises other row counts (with matching checksums): PostgreSQL's
+    psql printed dozens of 'drop cascades to ...' notices before the error."""
+    import json
+
+    from retailhub.warehouse.backup import manifest_path, write_checksums
+
+    cfg, opener, root = setup["cfg"], setup["open"], setup["root"]
+    wh = opener(label="populate")
+    populate(wh, "run-1", 100)
+    before = fingerprints(wh)
+    wh.close()
+    out = tmp_path / "wh.backup"
+    backup(cfg, root, out)
+    manifest = json.loads(manifest_path(out).read_text())
+    manifest["tables"]["raw.items"] = 99
+    manifest_path(out).write_text(json.dumps(manifest))
+    write_checksums(out)
+    with pytest.raises(WarehouseError) as refused:
+        restore(cfg, root, out)
+    message = refused.value.message
+    assert "raw.items" in message and "99" in message and "not changed" in message
+    assert "drop cascades" not in message and "NOTICE" not in message
+    wh = opener(label="check", read_only=True)
+    try:
+        assert fingerprints(wh) == before
+    finally:
+        wh.close()
