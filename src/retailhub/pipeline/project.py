@@ -275,6 +275,7 @@ class Project:
     # -- ledger and warehouse reads ----------------------------------------------------------
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.open_warehouse(read_only=True) as wh:
+            _require_ledger(wh)
             return Ledger(wh).list_runs(limit)
 
     def _run_status(self, run_id: str) -> str | None:
@@ -288,6 +289,7 @@ class Project:
 
     def run_detail(self, run_id: str) -> dict[str, Any]:
         with self.open_warehouse(read_only=True) as wh:
+            _require_ledger(wh)
             ledger = Ledger(wh)
             run = ledger.get_run(run_id)
             if run is None:
@@ -402,6 +404,15 @@ class Project:
                 # the adapters raise failures of the warehouse itself (a damaged file, a lost
                 # connection) as WarehouseError, above; what is left is the user's SQL
                 raise UsageError(f"query failed: {exc}") from None
+
+
+def _require_ledger(wh: Warehouse) -> None:
+    """A warehouse no run has written yet (an empty PostgreSQL database) has no ledger."""
+    if not wh.table_exists("meta.pipeline_runs"):
+        raise UsageError(
+            f"{wh.display_url} holds no retailhub ledger yet: run 'retailhub run' (or "
+            "'retailhub warehouse init') against it first"
+        )
 
 
 def _totals(report: RunReport) -> dict[str, Any]:

@@ -200,8 +200,6 @@ class PostgresWarehouse(Warehouse):
         Existing objects are detected first, so a loader role without CREATE on the database
         can start runs on a warehouse that ``retailhub warehouse init`` prepared.
         """
-        import psycopg
-
         from retailhub.warehouse import audit
 
         try:
@@ -210,12 +208,16 @@ class PostgresWarehouse(Warehouse):
             missing_tables = [t for t in LEDGER_TABLES if not self.table_exists(t)]
             if not self.table_exists(audit.AUDIT_TABLE):
                 missing_tables.append(audit.AUDIT_TABLE)
-        except psycopg.errors.InsufficientPrivilege as exc:
+        except WarehouseError as exc:
+            if exc.context.get("sqlstate") != "42501":  # insufficient_privilege
+                raise
             # e.g. the analyst role, or a loader whose grants were revoked
-            raise self._error(
+            raise WarehouseError(
                 f"role {self.target.user} may not use the warehouse's schemas: runs need the "
-                "loader role that 'retailhub warehouse init' creates (or the schemas' owner)",
-                exc,
+                "loader role that 'retailhub warehouse init' creates (or the schemas' owner); "
+                f"{exc.message}",
+                host=self.target.host,
+                sqlstate="42501",
             ) from None
         if not missing_schemas and not missing_tables:
             self._add_missing_ledger_indexes()
@@ -274,7 +276,10 @@ class PostgresWarehouse(Warehouse):
         return {r[0] for r in rows}
 
     def table_exists(self, table: str) -> bool:
-        row = self._conn.execute("select to_regclass(%s) is not null", (qualified(table),))
+        try:
+            row = self._conn.execute("select to_regclass(%s) is not null", (qualified(table),))
+        except Exception as exc:  # no USAGE on the schema: "permission denied for schema"
+            raise self._error(f"role {self.target.user} cannot look up {table}", exc) from None
         result = row.fetchone()
         return bool(result and result[0])
 

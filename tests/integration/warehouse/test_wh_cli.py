@@ -89,6 +89,9 @@ def test_query_errors_are_the_users_or_the_servers(tmp_path: Path, pg_db: PgData
         assert refused.returncode == 2, (sql, refused.stderr)
         assert "query failed" in refused.stderr
     assert pg_db.sql("select count(*) from core.kept") == [(1,)]
+    # no run has written this database yet: said so, not "relation ... does not exist" (3)
+    empty = cli("runs", "-p", str(project), "--warehouse", pg_db.url)
+    assert empty.returncode == 2 and "holds no retailhub ledger yet" in empty.stderr
     assert cli("query", "-p", str(project), "--warehouse", pg_db.url, "select 1").returncode == 0
     port = free_port()
     down = cli("query", "-p", str(project), "--warehouse", f"postgresql://u@127.0.0.1:{port}/x",
