@@ -775,7 +775,8 @@ def test_a_run_whose_warehouse_connection_dies_stays_resumable(demo_project: Pat
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(
                 "select pg_terminate_backend(pid) from pg_stat_activity "
-                "where application_name like 'retailhub writer%' and pid <> pg_backend_pid()"
+                "where application_name like 'retailhub writer%' and pid <> pg_backend_pid() "
+                "and datname = current_database()"  # other tests run beside this one
             )
 
     project = Project.load(demo_project)
@@ -789,3 +790,32 @@ def test_a_run_whose_warehouse_connection_dies_stays_resumable(demo_project: Pat
     resumed = project.run(resume=run_id)
     assert resumed.exit_code == EXIT_OK, resumed.error
     assert fetch(demo_project, "select status from meta.pipeline_runs") == [("success",)]
+
+
+def test_a_different_pseudonym_key_is_refused_unless_rotating(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong key (the staging key in production) gave every customer a second pseudonym
+    and a second SCD2 history, silently and for good."""
+    from retailhub.errors import EXIT_USAGE
+    from retailhub.warehouse.pseudonymise import KEY_ENV, key_check
+
+    first, second = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
+    monkeypatch.setenv(KEY_ENV, first)
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = table_fingerprints(demo_project)
+    monkeypatch.setenv(KEY_ENV, second)
+    refused = project.run(full_refresh=True)
+    assert refused.exit_code == EXIT_USAGE
+    assert f"{KEY_ENV} is not the key the published pseudonyms were made with" in refused.error
+    assert key_check(first.encode()) in refused.error and first not in refused.error
+    assert table_fingerprints(demo_project) == before
+    rotated = project.run(full_refresh=True, rotate_pseudonym_key=True)
+    assert rotated.exit_code == EXIT_OK, rotated.error
+    assert project.run(full_refresh=True).exit_code == EXIT_OK  # the new key is the key now
+    checks = fetch(
+        demo_project,
+        "select detail from meta.audit_log where operation = 'pseudonymise' order by logged_at",
+    )
+    assert [d for (d,) in checks][-1] == f"key check {key_check(second.encode())}"

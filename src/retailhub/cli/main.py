@@ -242,6 +242,14 @@ def run(
             "instead of appending only new fact rows.",
         ),
     ] = False,
+    rotate_pseudonym_key: Annotated[
+        bool,
+        typer.Option(
+            "--rotate-pseudonym-key",
+            help="Accept a RETAILHUB_PSEUDONYM_KEY other than the published pseudonyms' "
+            "(a run with another key is refused otherwise); implies --full-refresh.",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline (ingest, validate, transform, analytics, publish) and print a summary.
 
@@ -255,7 +263,15 @@ def run(
     Examples: retailhub run -p shop · retailhub run -w postgresql://loader@db:5432/retail ·
     retailhub run --resume 20261126T120222-51f31a
     """
-    _run(project, warehouse, profile, resume=resume, publish=True, full_refresh=full_refresh)
+    _run(
+        project,
+        warehouse,
+        profile,
+        resume=resume,
+        publish=True,
+        full_refresh=full_refresh or rotate_pseudonym_key,
+        rotate_pseudonym_key=rotate_pseudonym_key,
+    )
 
 
 @app.command()
@@ -279,6 +295,7 @@ def _run(
     resume: str | None,
     publish: bool,
     full_refresh: bool = False,
+    rotate_pseudonym_key: bool = False,
 ) -> None:
     from retailhub.cli.console import RichProgress, render_report
     from retailhub.pipeline.project import Project
@@ -289,7 +306,11 @@ def _run(
     signal.signal(signal.SIGTERM, _interrupt)
     with RichProgress() as progress:
         report = proj.run(
-            resume=resume, publish=publish, progress=progress, full_refresh=full_refresh
+            resume=resume,
+            publish=publish,
+            progress=progress,
+            full_refresh=full_refresh,
+            rotate_pseudonym_key=rotate_pseudonym_key,
         )
     render_report(report)
     raise typer.Exit(report.exit_code)

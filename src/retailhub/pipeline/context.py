@@ -55,6 +55,8 @@ class RunContext:
     full_refresh: bool = False
     # False for ``retailhub check``: nothing is built in the warehouse's staging tables.
     publishes: bool = True
+    #: this run may pseudonymise with another key than the published pseudonyms' (on purpose)
+    rotate_pseudonym_key: bool = False
 
     @property
     def settings(self):

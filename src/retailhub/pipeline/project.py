@@ -97,6 +97,7 @@ class Project:
         progress: ProgressSink | None = None,
         publish_hook: Callable[[str], None] | None = None,
         full_refresh: bool = False,
+        rotate_pseudonym_key: bool = False,
     ) -> RunReport:
         """Execute the pipeline (or continue run ``resume`` from its failed task).
 
@@ -147,6 +148,7 @@ class Project:
                 # A resumed run keeps the --full-refresh it was started with.
                 full_refresh=full_refresh or plan.full_refresh,
                 publishes=publish,
+                rotate_pseudonym_key=rotate_pseudonym_key,
             )
             runner = Runner(ctx, plan, backoff_s=self.settings.runner.backoff_s)
             outcome = runner.execute(done)

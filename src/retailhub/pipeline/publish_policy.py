@@ -63,7 +63,7 @@ def prepare(
     """Rewrite ``batch`` in place for publishing; returns what the incremental step decided."""
     con = warehouse.compute
     keys = table_keys(models)
-    pseudonymise_batch(warehouse, batch, environ=environ)
+    pseudonymised = pseudonymise_batch(warehouse, batch, environ=environ)
     summary = incremental.prepare(
         con,
         warehouse,
@@ -89,6 +89,17 @@ def prepare(
         full_refresh=full_refresh,
         incremental=summary.appended,
     )
+    key = pseudonymise.key_from_env(environ)
+    if pseudonymised and key is not None:
+        batch.rows[audit.AUDIT_TABLE].append(
+            audit.entry(
+                "pseudonymise",
+                ", ".join(pseudonymised),
+                role=audit.db_role(warehouse),
+                run_id=run_id,
+                detail=audit.KEY_CHECK_PREFIX + pseudonymise.key_check(key),
+            )
+        )
     return summary
 
 

@@ -28,7 +28,23 @@ OPERATIONS = (
     "restore",
     "grant",
     "revoke",
+    "pseudonymise",
 )
+#: The detail of a "pseudonymise" entry: the key check (pseudonymise.key_check) of its key.
+KEY_CHECK_PREFIX = "key check "
+
+
+def last_key_check(warehouse: Warehouse) -> str | None:
+    """The key check recorded by the last publish that pseudonymised, if any."""
+    if not warehouse.table_exists(AUDIT_TABLE):
+        return None
+    res = warehouse.query(
+        f"select detail from {AUDIT_TABLE} where operation = 'pseudonymise' "
+        "order by logged_at desc limit 1"
+    )
+    detail = str(res.rows[0][0] or "") if res.rows else ""
+    return detail.removeprefix(KEY_CHECK_PREFIX) if detail.startswith(KEY_CHECK_PREFIX) else None
+
 
 _COLUMNS = """
     logged_at timestamp not null,

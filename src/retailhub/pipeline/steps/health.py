@@ -7,12 +7,16 @@ misspelt rule column or layout would pass unnoticed until the day a file arrives
 
 from __future__ import annotations
 
+import logging
+
 from retailhub.errors import ConfigError
 from retailhub.pipeline.context import WORK, RunContext, TaskOutput
 from retailhub.pipeline.plan import Task, datasets_of, referenced_datasets
 from retailhub.quality.binding import validate_rules
 from retailhub.sources import build_source
 from retailhub.sources.layout import PASS_THROUGH, get_layout
+
+log = logging.getLogger(__name__)
 
 WORK_SCHEMAS = ("landing", "accepted", "quarantined", "stg", "int", "core", "marts")
 
@@ -67,11 +71,24 @@ def check_pseudonym_key(ctx: RunContext) -> None:
     without the key the publish would refuse: say so now, before ingest and the model build
     spend their minutes (``dim_customer`` always carries the name and e-mail columns)."""
     from retailhub.pipeline.publish_policy import has_analyst_role
-    from retailhub.warehouse import pseudonymise
+    from retailhub.warehouse import audit, pseudonymise
 
-    if pseudonymise.key_from_env() is None and has_analyst_role(ctx.warehouse):
+    key = pseudonymise.key_from_env()
+    if key is None and has_analyst_role(ctx.warehouse):
         raise ConfigError(
             f"this warehouse has an analyst role, so personal columns (customer names, e-mails) "
             f"are published only pseudonymised: set {pseudonymise.KEY_ENV}",
             key=pseudonymise.KEY_ENV,
         )
+    recorded = audit.last_key_check(ctx.warehouse) if key is not None else None
+    if key is not None and recorded not in (None, pseudonymise.key_check(key)):
+        if not ctx.rotate_pseudonym_key:
+            raise ConfigError(
+                f"{pseudonymise.KEY_ENV} is not the key the published pseudonyms were made "
+                f"with (key check {pseudonymise.key_check(key)}, recorded {recorded}): with it "
+                "every customer would get a second pseudonym and a second history. Set the "
+                "right key, or, to change keys on purpose, run once with "
+                "--rotate-pseudonym-key",
+                key=pseudonymise.KEY_ENV,
+            )
+        log.warning("rotating the pseudonym key: every pseudonym changes with this run")
