@@ -759,12 +759,11 @@ def test_second_run_after_rm_data_keeps_history(demo_project: Path, layout_dir: 
     )
 
 
+@pytest.mark.parametrize("demo_project", ["postgres"], indirect=True)  # DuckDB: no connection
 def test_a_run_whose_warehouse_connection_dies_stays_resumable(demo_project: Path) -> None:
     """A failover or a DBA's pg_terminate_backend during the publish: recording the failure
     fails too, and the error used to escape without the run id, deleting the scratch
     database (so --resume said it was gone) and leaving the run 'running'."""
-    if uses_duckdb(demo_project):
-        pytest.skip("a DuckDB warehouse has no connection to lose")
     import psycopg
 
     from retailhub.errors import WarehouseError
