@@ -818,3 +818,26 @@ def test_a_different_pseudonym_key_is_refused_unless_rotating(
         "select detail from meta.audit_log where operation = 'pseudonymise' order by logged_at",
     )
     assert [d for (d,) in checks][-1] == f"key check {key_check(second.encode())}"
+
+
+def test_a_nul_character_quarantines_its_row_instead_of_failing_the_publish(
+    demo_project: Path,
+) -> None:
+    """DuckDB stores a NUL in text, PostgreSQL refuses it: one NUL byte in one field of a
+    feed made the whole PostgreSQL publish fail (COPY: invalid byte sequence 0x00)."""
+    (demo_project / "data" / "online_retail" / "2099-08-nul.csv").write_bytes(
+        b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        b"990008,85123A,WHITE\x00HEART,1,2025-12-30 12:00:00,2.55,17850,United Kingdom\n"
+        b"990009,85123A,WHITE HEART,1,2025-12-30 12:00:00,2.55,17850,United Kingdom\n"
+    )
+    report = Project.load(demo_project).run()
+    assert report.exit_code == EXIT_OK, report.error
+    quarantined = fetch(
+        demo_project,
+        "select invoice_no, description, reasons from quarantine.online_retail "
+        "where invoice_no in ('990008', '990009') order by invoice_no",
+    )
+    nul = "type:description: contains a NUL character (kept as U+FFFD)"
+    invoice, description, reasons = quarantined[0]
+    assert (invoice, description, reasons[0]) == ("990008", "WHITE\ufffdHEART", nul)
+    assert all(nul not in list(r) for _i, _d, r in quarantined[1:])  # only the row with it

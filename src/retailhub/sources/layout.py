@@ -169,12 +169,16 @@ class Layout:
         *,
         source: str = "?",
         source_types: Mapping[str, str] | None = None,
+        nul_columns: Sequence[str] = (),
     ) -> str:
         """One DuckDB statement turning raw landed rows into typed canonical rows.
 
         ``relation`` is SQL text (a quoted table name or a parenthesised subquery with alias).
         ``source_types`` (column -> DuckDB type, e.g. from DESCRIBE) matters only for typed
         sources (Parquet, databases); without it every source column is treated as text.
+        ``nul_columns`` are text source columns holding a NUL character somewhere: their
+        NULs become U+FFFD and the row gets a type error (quarantined), because PostgreSQL
+        cannot store a NUL in text and its publish would fail on one byte of one row.
         """
         types = {k.lower(): v.upper() for k, v in (source_types or {}).items()}
         meta = _metadata_select(source_columns)
@@ -199,6 +203,13 @@ class Layout:
             ref = _q(raw)
             if len(spellings) > 1:
                 ref = "COALESCE(" + ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in spellings) + ")"
+            if any(c in nul_columns for c in spellings):
+                stage1.append(f"contains({ref}, chr(0)) AS __n{i}")
+                errors.append(
+                    f"CASE WHEN __n{i} THEN "
+                    f"{_lit(col.name + ': contains a NUL character (kept as U+FFFD)')} END"
+                )
+                ref = f"replace({ref}, chr(0), chr(65533))"
             if col.type == "VARCHAR":  # text never fails: normalise only
                 stage1.append(f"{_varchar_expr(ref, col.normalize)} AS {v}")
                 continue

@@ -35,10 +35,18 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         if not table_exists(ctx, landing):
             continue
         cfg = ctx.settings.sources[source]
-        columns = [r[0] for r in ctx.con.execute(f"describe {landing}").fetchall()]
+        described = ctx.con.execute(f"describe {landing}").fetchall()
+        columns = [r[0] for r in described]
         layout = get_layout(cfg.layout, ctx.project.root)
         parts.append(
-            layout.staging_sql(landing, columns, cfg.columns, cfg.date_format, source=source)
+            layout.staging_sql(
+                landing,
+                columns,
+                cfg.columns,
+                cfg.date_format,
+                source=source,
+                nul_columns=_columns_with_nul(ctx, landing, described),
+            )
         )
     if not parts:
         # Nothing new arrived (every file already ingested): there is no batch to judge, and
@@ -104,6 +112,19 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             "results": [asdict(r) for r in outcome.results],
         },
     )
+
+
+def _columns_with_nul(ctx: RunContext, landing: str, described: list[tuple]) -> list[str]:
+    """Text columns holding a NUL character in some row: one scan (~0.1 s per 10M rows),
+    so that the typing of the common, clean batch stays as it is."""
+    text = [r[0] for r in described if r[1] == "VARCHAR" and not str(r[0]).startswith("_")]
+    if not text:
+        return []
+    probes = ", ".join(
+        f'bool_or(contains("{c.replace(chr(34), chr(34) * 2)}", chr(0)))' for c in text
+    )
+    (hits,) = ctx.con.execute(f"select {probes} from {landing}").fetchall()
+    return [c for c, hit in zip(text, hits, strict=True) if hit]
 
 
 def _layout_of(ctx: RunContext, dataset: str) -> str:
