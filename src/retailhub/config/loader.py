@@ -107,6 +107,13 @@ def load_project(
     for name, source in settings.sources.items():
         if getattr(source, "name", None) in (None, ""):
             object.__setattr__(source, "name", name)
+    if not sources_optional and not any(s.enabled for s in settings.sources.values()):
+        raise ConfigError(
+            f"{path}: key 'sources': the project declares no enabled source (see "
+            "docs/configuration.md; 'retailhub init DIR' writes a commented example)",
+            file=str(path),
+            key="sources",
+        )
     return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -223,7 +224,7 @@ class PgTarget:
                 self.conninfo(application_name=application_name), autocommit=autocommit, **kwargs
             )
         except psycopg.Error as exc:
-            raise self.unavailable(exc) from None
+            raise self.connect_error(exc) from None
 
     def connect_adbc(self, *, application_name: str = "retailhub-loader") -> Any:
         """Open an ADBC connection (bulk COPY from Arrow, Arrow result sets)."""
@@ -234,7 +235,17 @@ class PgTarget:
                 self.conninfo(application_name=application_name), autocommit=True
             )
         except Exception as exc:
-            raise self.unavailable(exc) from None
+            raise self.connect_error(exc) from None
+
+    def connect_error(self, exc: BaseException) -> ConfigError | WarehouseUnavailable:
+        """A connection option libpq refuses is a configuration error (exit 2) naming the
+        key; anything else (no route, refused, authentication) leaves the server unreached."""
+        bad = _BAD_OPTION.search(" ".join(self.scrub(exc).split()))
+        if bad:
+            return ConfigError(
+                f"key 'warehouse.url': {bad.group(0)} in {self.display_url}", key="warehouse.url"
+            )
+        return self.unavailable(exc)
 
     def unavailable(self, exc: BaseException) -> WarehouseUnavailable:
         detail = " ".join(self.scrub(exc).split())
@@ -244,6 +255,10 @@ class PgTarget:
             port=self.port,
             database=self.dbname,
         )
+
+
+#: libpq's words for a connection option it cannot use ("invalid sslmode value: ...").
+_BAD_OPTION = re.compile(r"(invalid \w+ value|bad value for \w+|invalid integer value)[^;]*")
 
 
 def _default_user() -> str:

@@ -175,3 +175,17 @@ def test_a_url_that_does_not_parse_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as refused:
         engine_of("host=127.0.0.1 dbname=x password=TopSecret1")
     assert "TopSecret1" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        ("sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("connect_timeout=abc", "connect_timeout"),
+    ],
+)
+def test_a_connection_option_libpq_refuses_is_a_config_error(option: str, said: str) -> None:
+    """libpq refuses these before any network traffic; they read as an unreachable server."""
+    target = PgTarget.from_url(f"postgresql://u@127.0.0.1:9/db?{option}")
+    with pytest.raises(ConfigError, match=f"key 'warehouse.url': .*{said}"):
+        target.connect()
