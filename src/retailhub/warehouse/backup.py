@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retailhub.errors import UsageError, WarehouseError
+from retailhub.errors import ConfigError, UsageError, WarehouseError
 from retailhub.warehouse import audit
 from retailhub.warehouse.base import SCHEMAS, Warehouse, is_staging_table
 from retailhub.warehouse.factory import duckdb_path, engine_of
@@ -245,7 +245,18 @@ def _audit(cfg: WarehouseConfig, root: Path, op: str, obj: str, rows: int, detai
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
 def _pg_tool(name: str) -> str:
-    for directory in (os.environ.get("RETAILHUB_PG_BIN"), "/usr/lib/postgresql/15/bin", None):
+    chosen = os.environ.get("RETAILHUB_PG_BIN")
+    if chosen:
+        # the operator picked these tools (matching the server's version): no silent fallback
+        tool = Path(chosen) / name
+        if not os.access(tool, os.X_OK):
+            raise ConfigError(
+                f"RETAILHUB_PG_BIN={chosen} holds no executable {name}: point it at the "
+                "folder of the PostgreSQL client tools (e.g. /usr/lib/postgresql/15/bin)",
+                key="RETAILHUB_PG_BIN",
+            )
+        return str(tool)
+    for directory in ("/usr/lib/postgresql/15/bin", None):
         if directory is None:
             found = shutil.which(name)
             if found:

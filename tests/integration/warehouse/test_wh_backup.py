@@ -344,3 +344,17 @@ def test_a_refused_restore_says_it_was_rolled_back_and_why(
         assert fingerprints(wh) == before
     finally:
         wh.close()
+
+
+def test_a_wrong_pg_bin_folder_is_named_not_ignored(
+    pg_db: PgDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RETAILHUB_PG_BIN picks client tools matching the server; a wrong folder fell back to
+    whatever pg_dump was on PATH, silently."""
+    from retailhub.errors import ConfigError
+
+    monkeypatch.setenv("RETAILHUB_PG_BIN", str(tmp_path / "no-such-bin"))
+    out = tmp_path / "wh.backup"
+    with pytest.raises(ConfigError, match=r"RETAILHUB_PG_BIN=.*no-such-bin holds no executable"):
+        backup(WarehouseConfig(url=pg_db.url), tmp_path, out)
+    assert not out.exists()
