@@ -353,6 +353,9 @@ def test_a_wrong_pg_bin_folder_is_named_not_ignored(
     whatever pg_dump was on PATH, silently."""
     from retailhub.errors import ConfigError
 
+    wh = open_postgres(pg_db, tmp_path, label="populate")
+    populate(wh, "run-1", 10)
+    wh.close()
     monkeypatch.setenv("RETAILHUB_PG_BIN", str(tmp_path / "no-such-bin"))
     out = tmp_path / "wh.backup"
     with pytest.raises(ConfigError, match=r"RETAILHUB_PG_BIN=.*no-such-bin holds no executable"):
