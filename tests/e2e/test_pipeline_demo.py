@@ -841,3 +841,28 @@ def test_a_nul_character_quarantines_its_row_instead_of_failing_the_publish(
     invoice, description, reasons = quarantined[0]
     assert (invoice, description, reasons[0]) == ("990008", "WHITE\ufffdHEART", nul)
     assert all(nul not in list(r) for _i, _d, r in quarantined[1:])  # only the row with it
+
+
+@pytest.mark.parametrize("demo_project", ["postgres"], indirect=True)  # DuckDB: one process
+def test_a_publish_blocked_by_readers_names_them(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said only that "readers held the tables": which session to go and ask was left
+    to pg_locks."""
+    import psycopg
+
+    from retailhub.warehouse import pg_publish
+
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = table_fingerprints(demo_project)
+    monkeypatch.setattr(pg_publish, "SWAP_ATTEMPTS", 1)
+    monkeypatch.setattr(pg_publish, "SWAP_LOCK_TIMEOUT", "200ms")
+    url = os.environ["RETAILHUB_WAREHOUSE__URL"]
+    with psycopg.connect(url, application_name="dashboard-blocker") as reader:
+        reader.execute("select count(*) from core.fct_sales").fetchall()  # holds ACCESS SHARE
+        blocked = project.run(full_refresh=True)
+    assert blocked.exit_code == EXIT_RUNTIME
+    assert "readers held the tables it replaces (pid " in (blocked.error or "")
+    assert "application dashboard-blocker in a transaction for" in (blocked.error or "")
+    assert table_fingerprints(demo_project) == before

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit
-from retailhub.warehouse.base import PublishBatch, files_predicate
+from retailhub.warehouse.base import SCHEMAS, PublishBatch, files_predicate
 from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
@@ -435,10 +435,29 @@ class Publisher:
                 if attempt == SWAP_ATTEMPTS:
                     raise WarehouseError(
                         f"publish to {self.wh.display_url} gave up after {attempt} attempts: "
-                        "readers held the tables it replaces; nothing was published",
+                        f"readers held the tables it replaces ({self._lock_holders()}); "
+                        "nothing was published; run again when they are done",
                     ) from None
                 log.info("swap waited for readers; retrying (attempt %d)", attempt)
                 time.sleep(min(2.0, 0.25 * 2**attempt))
+
+    def _lock_holders(self) -> str:
+        """Who holds locks on retailhub's tables: role, application, since when, pid."""
+        rows = self.conn.execute(
+            "select distinct a.pid, a.usename, coalesce(nullif(a.application_name, ''), '?'), "
+            "date_trunc('second', now() - a.xact_start) from pg_locks l "
+            "join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
+            "join pg_stat_activity a on a.pid = l.pid "
+            "where l.granted and a.pid <> pg_backend_pid() and n.nspname = any(%s) "
+            "order by 1 limit 5",
+            (list(SCHEMAS),),
+        ).fetchall()
+        if not rows:
+            return "they have let go since"
+        return "; ".join(
+            f"pid {pid} role {role} application {app} in a transaction for {age}"
+            for pid, role, app, age in rows
+        )
 
     def _swap_once(self, policy: dict[str, list[str]]) -> None:
         ex = self.conn.execute
