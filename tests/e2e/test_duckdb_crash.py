@@ -27,6 +27,35 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROWS = 60_000  # enough that fct_sales takes a moment to write (the kill lands in it)
 
 
+def signal_in_star_schema(project: Path, signum: int, *args: str) -> tuple[int, str, str]:
+    """Run ``retailhub -v run`` and send ``signum`` as the star schema starts being written;
+    (exit code, stdout, stderr)."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "retailhub", "-v", "run", "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    try:
+        assert child.stderr is not None
+        deadline = time.monotonic() + 240
+        for line in child.stderr:
+            # int_sales_lines is a view, logged just before fct_sales starts being written
+            # into core._rh_stage_<run>__fct_sales (inside the transform task)
+            if "int_sales_lines" in line:
+                child.send_signal(signum)
+                break
+            assert time.monotonic() < deadline, "the run never reached the star schema"
+        else:
+            pytest.fail(f"the run ended before the star schema (exit {child.wait()})")
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode, out, err
+
+
 def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_path: Path):
     project = tmp_path / "shop"
     scaffold(project)
@@ -38,32 +67,8 @@ def test_sigkill_while_building_staging_tables_leaves_the_published_state(tmp_pa
     before = table_fingerprints(project)
     # A full refresh on the same files rebuilds the star schema (into its staging tables):
     # that is where it gets killed.
-    child = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "retailhub", "-v", "run"),
-            *("--project", str(project), "--full-refresh"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "400"},
-    )
-    try:
-        assert child.stderr is not None
-        deadline = time.monotonic() + 240
-        for line in child.stderr:
-            # int_sales_lines is a view, logged just before fct_sales starts being written
-            # into core._rh_stage_<run>__fct_sales
-            if "int_sales_lines" in line:
-                child.send_signal(signal.SIGKILL)
-                break
-            assert time.monotonic() < deadline, "the run never reached the star schema"
-        else:
-            pytest.fail(f"the run ended before the star schema (exit {child.wait()})")
-        assert child.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
+    returncode, _out, _err = signal_in_star_schema(project, signal.SIGKILL, "--full-refresh")
+    assert returncode == -signal.SIGKILL
 
     assert table_fingerprints(project) == before
     # The kill hit the star schema build: the dimensions built before it are there, unpublished.
@@ -103,26 +108,8 @@ def test_ctrl_c_stops_the_run_as_a_resumable_failure(tmp_path: Path, signum: int
     scaffold(project)
     generate(project / "data", rows=ROWS, seed=12, defect_rate=0.01)
     os.environ.pop("RETAILHUB_WAREHOUSE__URL", None)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "retailhub", "-v", "run", "--project", str(project)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "400"},
-    )
-    try:
-        assert child.stderr is not None
-        for line in child.stderr:
-            if "int_sales_lines" in line:  # inside the transform task
-                child.send_signal(signum)
-                break
-        else:
-            pytest.fail(f"the run ended before the star schema (exit {child.wait()})")
-        out, err = child.communicate(timeout=120)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == 130, err
+    returncode, out, err = signal_in_star_schema(project, signum)
+    assert returncode == 130, err
     message = " ".join((out + err).split())
     assert f"error: task transform interrupted ({label})" in message
     (run_id, status, error), *_ = fetch(
