@@ -634,6 +634,14 @@ def test_a_killed_run_is_closed_by_the_next_run(demo_project: Path) -> None:
             "where run_id = ? and task = 'publish'",
             [failed.run_id],
         )
+    # before a run closes them, the history shows them as interrupted: nobody writes
+    shown = {r["run_id"]: r["status"] for r in project.runs()}
+    assert shown[failed.run_id] == shown[later.run_id] == "interrupted"
+    assert project.run_detail(failed.run_id)["run"]["status"] == "interrupted"
+    if not uses_duckdb(demo_project):  # a writer that holds the lock is running
+        with project.open_warehouse(work_db=project.work_db(later.run_id)):
+            shown = {r["run_id"]: r["status"] for r in project.runs()}
+        assert (shown[later.run_id], shown[failed.run_id]) == ("running", "interrupted")
     checked = project.check()
     assert checked.exit_code == EXIT_OK, checked.error
     runs = fetch(

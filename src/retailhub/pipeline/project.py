@@ -278,7 +278,7 @@ class Project:
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         with self.open_warehouse(read_only=True) as wh:
             _require_ledger(wh)
-            return Ledger(wh).list_runs(limit)
+            return _show_dead_runs(wh, Ledger(wh).list_runs(limit))
 
     def _run_status(self, run_id: str) -> str | None:
         """The ledger's status of ``run_id``; None when there is no such run."""
@@ -297,6 +297,7 @@ class Project:
             if run is None:
                 raise UsageError(f"no run {run_id} in the ledger: see 'retailhub runs'")
             run.pop("plan_json", None)
+            (run,) = _show_dead_runs(wh, [run])
             quality = wh.query(
                 "select dataset, rule, severity, passed, metric, threshold, failing_rows "
                 "from meta.quality_results where run_id = ? order by dataset, rule",
@@ -406,6 +407,25 @@ class Project:
                 # the adapters raise failures of the warehouse itself (a damaged file, a lost
                 # connection) as WarehouseError, above; what is left is the user's SQL
                 raise UsageError(f"query failed: {exc}") from None
+
+
+def _show_dead_runs(wh: Warehouse, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Show a run the ledger says is 'running' as 'interrupted' when no process runs it.
+
+    A killed run cannot record its end; the next run closes it, but until then the history
+    would say it is still running. Read-only: the ledger itself is left to that next run.
+    """
+    if not any(r.get("status") == "running" for r in runs):
+        return runs
+    live = wh.active_writer()
+    if live == "":  # a writer holds the warehouse but does not say for which run
+        return runs
+    return [
+        {**r, "status": "interrupted"}
+        if r.get("status") == "running" and r.get("run_id") != live
+        else r
+        for r in runs
+    ]
 
 
 def _require_ledger(wh: Warehouse) -> None:

@@ -133,6 +133,11 @@ class Warehouse(ABC):
     def close(self) -> None: ...
 
     @abstractmethod
+    def active_writer(self) -> str | None:
+        """The run id of the run writing this warehouse now ("" when a writer holds it but
+        does not say which run), or None when nobody writes it."""
+
+    @abstractmethod
     def confine_to_warehouse(self) -> None:
         """From now on, SQL on this connection reads the warehouse and nothing else (no files,
         no other databases): for users' ad-hoc SQL."""

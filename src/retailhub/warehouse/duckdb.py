@@ -240,6 +240,11 @@ class DuckDBWarehouse(Warehouse):
         data = pa.Table.from_pylist(rows)  # noqa: F841 - scanned by name below
         self._con.execute(f"insert into {table} by name select * from data")
 
+    def active_writer(self) -> str | None:
+        # DuckDB lets no other process open a file that a process writes, not even to read
+        # it: if this connection reads, nobody writes; if it writes, it is the writer.
+        return None if self.read_only else ""
+
     def confine_to_warehouse(self) -> None:
         # A read-only connection still writes files: COPY ... TO 'retailhub.yaml' replaced
         # the project file. Once off, external access cannot be turned back on by the SQL.

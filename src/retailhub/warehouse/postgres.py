@@ -439,6 +439,18 @@ class PostgresWarehouse(Warehouse):
         except Exception as exc:
             raise self._error("query failed", exc) from None
 
+    def active_writer(self) -> str | None:
+        row = self._conn.execute(
+            "select a.application_name from pg_locks l "
+            "left join pg_stat_activity a on a.pid = l.pid "
+            "where l.locktype = 'advisory' and l.classid = %s and l.objid = %s and l.granted "
+            "and l.database = (select oid from pg_database where datname = current_database())",
+            (LOCK_NAMESPACE, LOCK_WRITER),
+        ).fetchone()
+        if row is None:
+            return None
+        return str(row[0] or "").removeprefix("retailhub writer").strip()
+
     def confine_to_warehouse(self) -> None:
         # The server itself keeps SQL away from its files (COPY TO a file, pg_read_file need
         # superuser or the pg_write/read_server_files roles), and a read-only session's
