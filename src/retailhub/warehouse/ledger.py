@@ -21,7 +21,7 @@ INTERRUPTED_RUN = (
 )
 INTERRUPTED_FOR_GOOD = (
     "interrupted: the process stopped before the run finished (killed, crashed or "
-    "disconnected), and its scratch database is gone: start a new run"
+    "disconnected); start a new run (its scratch database is gone, or it was a check)"
 )
 INTERRUPTED_TASK = "interrupted: the process stopped during this task"
 
@@ -81,11 +81,12 @@ class Ledger:
         its last recorded activity.
         """
         res = self.wh.query(
-            "select run_id from meta.pipeline_runs where status = 'running' and run_id <> ?",
+            "select run_id, command from meta.pipeline_runs "
+            "where status = 'running' and run_id <> ?",
             [current],
         )
         closed: list[tuple[str, str]] = []
-        for (run_id,) in res.rows:
+        for run_id, command in res.rows:
             self.wh.execute(
                 "update meta.task_runs set status = 'failed', error = ?, "
                 "finished_at = started_at where run_id = ? and status = 'running'",
@@ -100,9 +101,11 @@ class Ledger:
                 "coalesce((select max(coalesce(finished_at, started_at)) from meta.task_runs "
                 "where run_id = ?), started_at) where run_id = ?",
                 [
-                    (INTERRUPTED_RUN if can_resume(run_id) else INTERRUPTED_FOR_GOOD).format(
-                        run_id=run_id
-                    ),
+                    (
+                        INTERRUPTED_RUN
+                        if command == "run" and can_resume(run_id)
+                        else INTERRUPTED_FOR_GOOD
+                    ).format(run_id=run_id),
                     run_id,
                     run_id,
                 ],
