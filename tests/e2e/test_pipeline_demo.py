@@ -876,3 +876,34 @@ def test_a_publish_blocked_by_readers_names_them(
     assert "readers held the tables it replaces (pid " in (blocked.error or "")
     assert "application dashboard-blocker in a transaction for" in (blocked.error or "")
     assert table_fingerprints(demo_project) == before
+
+
+def test_the_pseudonym_key_check_holds_on_resume_and_follows_a_restore(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A resumed run reused its health task's success, so another key slipped through; and
+    after a restore the last key check in the audit trail could be newer than the data."""
+    from retailhub.errors import EXIT_USAGE
+    from retailhub.warehouse.pseudonymise import KEY_ENV
+
+    first, second = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
+    monkeypatch.setenv(KEY_ENV, first)
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    backup = project.backup(tmp_path / "first-key.backup")
+
+    def explode(_table: str) -> None:
+        raise RuntimeError("injected failure while publishing")
+
+    failed = project.run(full_refresh=True, publish_hook=explode)
+    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
+    monkeypatch.setenv(KEY_ENV, second)
+    resumed = project.run(resume=failed.run_id)
+    assert resumed.exit_code == EXIT_USAGE
+    assert "is not the key the published pseudonyms were made with" in (resumed.error or "")
+    assert project.run(full_refresh=True, rotate_pseudonym_key=True).exit_code == EXIT_OK
+
+    project.restore(backup.path)  # the first key's pseudonyms are back
+    assert project.run(full_refresh=True).exit_code == EXIT_USAGE  # the second key is wrong now
+    monkeypatch.setenv(KEY_ENV, first)
+    assert project.run(full_refresh=True).exit_code == EXIT_OK

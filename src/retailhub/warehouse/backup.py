@@ -184,6 +184,8 @@ def backup(cfg: WarehouseConfig, root: Path, out: Path, *, replace: bool = False
         "created_at": datetime.now(UTC).isoformat(),
         "file": out.name,
         "tables": tables,
+        # the key the backed-up pseudonyms were made with (its check), for the restore
+        "pseudonym_key_check": _key_check(cfg, root),
     }
     manifest_path(out).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     sums = write_checksums(out)
@@ -233,10 +235,30 @@ def restore(cfg: WarehouseConfig, root: Path, path: Path) -> RestoreResult:
         sum(tables.values()),
         f"from backup of {manifest.get('created_at')}; {len(tables)} tables verified",
     )
+    # The audit trail outlives a restore, so the last key check in it may belong to data the
+    # restore just replaced: record the restored pseudonyms' own (or that there is none).
+    check = manifest.get("pseudonym_key_check")
+    _audit(
+        cfg,
+        root,
+        "pseudonymise",
+        "the restored tables",
+        None,
+        audit.KEY_CHECK_PREFIX + check if check else "no key check (restored from a backup)",
+    )
     return RestoreResult(path, tables, time.perf_counter() - started)
 
 
-def _audit(cfg: WarehouseConfig, root: Path, op: str, obj: str, rows: int, detail: str) -> None:
+def _key_check(cfg: WarehouseConfig, root: Path) -> str | None:
+    from retailhub.warehouse.factory import open_warehouse
+
+    with open_warehouse(cfg, root, read_only=True) as wh:
+        return audit.last_key_check(wh)
+
+
+def _audit(
+    cfg: WarehouseConfig, root: Path, op: str, obj: str, rows: int | None, detail: str
+) -> None:
     from retailhub.warehouse.factory import open_warehouse
 
     with open_warehouse(cfg, root) as wh:

@@ -13,11 +13,15 @@ from retailhub.pipeline import publish_policy
 from retailhub.pipeline.context import PUBLISHED_SCHEMAS, RunContext, TaskOutput, work
 from retailhub.pipeline.plan import ANALYTICS, INGEST, TRANSFORM, VALIDATE, Task
 from retailhub.pipeline.relations import accepted_table, replaced_files, table_exists
+from retailhub.pipeline.steps.health import check_pseudonym_key
 from retailhub.warehouse.base import PublishBatch, StagedTable
 from retailhub.warehouse.ledger import utcnow
 
 
 def run(ctx: RunContext, task: Task) -> TaskOutput:
+    # again here: a resumed run reuses its health task's success, and the key it was
+    # resumed with is the one this publish pseudonymises with
+    check_pseudonym_key(ctx)
     batch = PublishBatch(after_table=ctx.publish_hook)
     now = utcnow()
     lineage: list[dict] = []
