@@ -907,3 +907,30 @@ def test_the_pseudonym_key_check_holds_on_resume_and_follows_a_restore(
     assert project.run(full_refresh=True).exit_code == EXIT_USAGE  # the second key is wrong now
     monkeypatch.setenv(KEY_ENV, first)
     assert project.run(full_refresh=True).exit_code == EXIT_OK
+
+
+def test_a_resume_that_fails_before_deciding_keeps_its_scratch(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scratch database was deleted whenever a resume failed before its plan was read
+    (the warehouse did not answer a ledger query): the retry then said it was gone."""
+    from retailhub.errors import WarehouseUnavailable
+    from retailhub.warehouse.ledger import Ledger
+
+    project = Project.load(demo_project)
+
+    def explode(_table: str) -> None:
+        raise RuntimeError("injected failure while publishing")
+
+    failed = project.run(publish_hook=explode)
+    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
+
+    def unreachable(*_args: object, **_kwargs: object) -> list[tuple[str, str]]:
+        raise WarehouseUnavailable("injected: the warehouse did not answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "close_interrupted", unreachable)
+        with pytest.raises(WarehouseUnavailable):
+            project.run(resume=failed.run_id)
+    assert project.work_db(failed.run_id).exists()
+    assert project.run(resume=failed.run_id).exit_code == EXIT_OK

@@ -12,31 +12,31 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, ScalarNode
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _StrictLoader(yaml.SafeLoader):
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        first_line: dict[Any, int] = {}
+    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
+        # Checked on the composed node, before merge keys are flattened into it: an anchored
+        # mapping merged elsewhere is not mistaken for one with repeated keys.
+        node = super().compose_mapping_node(anchor)
+        first: dict[tuple[str, str], int] = {}
         for key_node, _value in node.value:
-            if key_node.tag == _MERGE_TAG:  # '<<: *defaults' may repeat keys on purpose
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                line = first_line.setdefault(key, key_node.start_mark.line)
-            except TypeError:  # an unhashable key: PyYAML reports it itself
-                continue
-            if line != key_node.start_mark.line:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, ScalarNode):
+                continue  # '<<: *defaults' may repeat keys on purpose
+            key = (key_node.tag, key_node.value)
+            if key in first:
                 raise ConstructorError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"duplicate key {key!r} (first given on line {line + 1}): remove or "
-                    "merge one of them",
+                    f"duplicate key {key_node.value!r} (first given on line {first[key] + 1}): "
+                    "remove or merge one of them",
                     key_node.start_mark,
                 )
-        return super().construct_mapping(node, deep=deep)
+            first[key] = key_node.start_mark.line
+        return node
 
 
 def load(text: str) -> Any:

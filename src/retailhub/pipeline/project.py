@@ -116,6 +116,7 @@ class Project:
         warehouse = self.open_warehouse(work_db=work_db)
         outcome: RunOutcome | None = None
         started_run = False
+        resume_refused = False
         try:
             warehouse.init_schema()
             ledger = Ledger(warehouse)
@@ -165,6 +166,9 @@ class Project:
             if publish and outcome.status == "success" and not self.settings.runner.keep_work_db:
                 self._remove_unresumable_scratch(ledger, run_id)
             return report
+        except UsageError:
+            resume_refused = not started_run  # _prepare said this run cannot resume
+            raise
         except (RetailhubError, KeyboardInterrupt) as exc:
             if not (started_run and publish):
                 raise
@@ -181,8 +185,12 @@ class Project:
             raise exc from None
         finally:
             warehouse.close()
-            keep = self.settings.runner.keep_work_db or (
-                publish and started_run and (outcome is None or outcome.status == "failed")
+            keep = (
+                self.settings.runner.keep_work_db
+                or (publish and started_run and (outcome is None or outcome.status == "failed"))
+                # a resume that failed before deciding (the warehouse did not answer) keeps
+                # the scratch database it will need when retried
+                or (resume is not None and not started_run and not resume_refused)
             )
             if not keep:
                 _remove_work_db(work_db)

@@ -139,5 +139,6 @@ def redact(url: str) -> str:
     return _KEYWORD_PASSWORD.sub(r"\1***", masked)
 
 
-_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@/\s]*@")
+# Up to the LAST '@' (a password may contain '@' or '/'): masking too much beats too little.
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)\S*@")
 _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)

@@ -326,6 +326,8 @@ def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None
     assert "duplicate key 'sales' (first given on line 4)" in str(exc.value)
     with pytest.raises(ConfigError, match="duplicate key 'retries'"):
         load_project(write(tmp_path, MINIMAL + "runner:\n  retries: 1\n  retries: 7\n"))
+    with pytest.raises(ConfigError, match="duplicate key 'retries'"):  # on one line too
+        load_project(write(tmp_path, MINIMAL + "runner: {retries: 1, retries: 7}\n"))
 
 
 def test_yaml_merge_keys_may_repeat_what_they_override(tmp_path: Path) -> None:
@@ -335,6 +337,12 @@ def test_yaml_merge_keys_may_repeat_what_they_override(tmp_path: Path) -> None:
     )
     loaded = load_project(write(tmp_path, text), profile="prod")
     assert (loaded.settings.runner.retries, loaded.settings.runner.backoff_s) == (5, 2.0)
+    # an anchored mapping that itself merges and overrides, merged again elsewhere
+    nested = MINIMAL + (
+        "runner: &base\n  <<: {retries: 1}\n  retries: 2\n"
+        "profiles:\n  prod:\n    runner:\n      <<: *base\n"
+    )
+    assert load_project(write(tmp_path, nested)).settings.runner.retries == 2
 
 
 def test_an_override_of_a_key_the_file_lacks_names_its_variable(

@@ -154,6 +154,7 @@ def test_loads_stream_with_a_small_duckdb_budget_and_restore_the_configured_one(
     [
         ("postgresql://u:TopSecret1@db:5432/x", "postgresql://u:***@db:5432/x"),
         ("postgresql://u:TopSecret1@[::1/db", "postgresql://u:***@[::1/db"),  # does not parse
+        ("postgresql://bob:p@ss/w0rd@db/x", "postgresql://bob:***@db/x"),  # '@' and '/' in it
         ("host=127.0.0.1 dbname=x password=TopSecret1", "host=127.0.0.1 dbname=x password=***"),
         ("host=h password = 'Top Secret1' port=5", "host=h password = *** port=5"),
         ("postgresql://u@db:5432/x", "postgresql://u@db:5432/x"),
