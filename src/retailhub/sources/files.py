@@ -68,7 +68,7 @@ def match_files(
     """
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else (project_dir / base)
-    _refuse_unreadable_folders(full, source)
+    denied = _unreadable_folders(full)
     matches = [Path(p) for p in glob.glob(str(full), recursive=True)]
     dangling = sorted(str(p) for p in matches if p.is_symlink() and not p.exists())
     if dangling:
@@ -81,6 +81,17 @@ def match_files(
             path=dangling[0],
         )
     found = {p.resolve() for p in matches if p.is_file()}
+    if denied:
+        shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
+        where = f"cannot list the folder {shown} (permission denied for user {_user()})"
+        if not found:  # "no file matches" would hide why
+            raise SourceError(
+                f"source {source!r}: {where}, and no file of {full} was found elsewhere; give "
+                "this user read access to it",
+                source=source,
+                path=denied[0],
+            )
+        log.warning("source %r: %s: files of %s there are not read", source, where, full)
     if not found:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
         raise SourceError(f"source {source!r}: {what} {full}", source=source, path=str(full))
@@ -90,26 +101,25 @@ def match_files(
     return [(path, Path(os.path.relpath(path, root)).as_posix()) for path in sorted(found)]
 
 
-def _refuse_unreadable_folders(full: Path, source: str) -> None:
-    """Fail when a folder the pattern reaches into cannot be listed by this user.
-
-    ``glob`` skips such a folder without a word: its files would be missing from the run
-    (or the run would say "no file matches"), though they are there.
-    """
+def _unreadable_folders(full: Path) -> list[str]:
+    """Folders the pattern reaches into that this user cannot list (``glob`` skips them
+    without a word); ``lost+found``, at the root of most volumes, is no delivery folder."""
     folder = os.path.dirname(str(full))
     candidates = glob.glob(folder, recursive=True) if glob.has_magic(folder) else [folder]
-    denied = sorted(
-        d for d in candidates if os.path.isdir(d) and not os.access(d, os.R_OK | os.X_OK)
+    return sorted(
+        d
+        for d in candidates
+        if os.path.isdir(d)
+        and os.path.basename(d.rstrip(os.sep)) != "lost+found"
+        and not os.access(d, os.R_OK | os.X_OK)
     )
-    if denied:
-        shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
-        raise SourceError(
-            f"source {source!r}: cannot list the folder {shown} (permission denied for user "
-            f"{getpass.getuser()}): files of {full} there would be missed; give this user "
-            "read access to it",
-            source=source,
-            path=denied[0],
-        )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # a uid without an account name (some containers)
+        return f"uid {os.getuid()}"
 
 
 def records_absolute_names(pattern: str, state: SourceState) -> bool:

@@ -185,7 +185,20 @@ class Layout:
         if self.is_pass_through:
             present = _present_metadata(source_columns)
             star = f"* EXCLUDE ({', '.join(_q(m) for m in present)})" if present else "*"
-            return f"SELECT {star}, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
+            if not nul_columns:
+                return f"SELECT {star}, {meta}, []::VARCHAR[] AS _type_errors FROM {relation}"
+            kept = ", ".join(
+                f"replace({_q(c)}, chr(0), chr(65533)) AS {_q(c)}" for c in nul_columns
+            )
+            reasons = ", ".join(
+                f"CASE WHEN contains({_q(c)}, chr(0)) THEN "
+                f"{_lit(c + ': contains a NUL character (kept as U+FFFD)')} END"
+                for c in nul_columns
+            )
+            return (
+                f"SELECT {star} REPLACE ({kept}), {meta}, "
+                f"[e FOR e IN [{reasons}] IF e IS NOT NULL] AS _type_errors FROM {relation}"
+            )
         mapping = self.resolve(source_columns, overrides, source=source)
         candidates = [c for c in source_columns if c not in METADATA and c not in OPTIONAL_METADATA]
         stage1 = _passthrough_metadata(source_columns)  # raw text (or typed raw) per column

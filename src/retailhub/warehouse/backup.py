@@ -227,6 +227,18 @@ def restore(cfg: WarehouseConfig, root: Path, path: Path) -> RestoreResult:
                 "backup; the warehouse was not changed",
                 file=str(path),
             ) from None
+    # The audit trail outlives a restore, so the last key check in it may belong to data the
+    # restore just replaced: record the restored pseudonyms' own (or that there is none).
+    check = manifest.get("pseudonym_key_check")
+    if _key_check(cfg, root) != check:
+        _audit(
+            cfg,
+            root,
+            "pseudonymise",
+            "the restored tables",
+            None,
+            audit.KEY_CHECK_PREFIX + check if check else "no key check (restored from a backup)",
+        )
     _audit(
         cfg,
         root,
@@ -234,17 +246,6 @@ def restore(cfg: WarehouseConfig, root: Path, path: Path) -> RestoreResult:
         str(path),
         sum(tables.values()),
         f"from backup of {manifest.get('created_at')}; {len(tables)} tables verified",
-    )
-    # The audit trail outlives a restore, so the last key check in it may belong to data the
-    # restore just replaced: record the restored pseudonyms' own (or that there is none).
-    check = manifest.get("pseudonym_key_check")
-    _audit(
-        cfg,
-        root,
-        "pseudonymise",
-        "the restored tables",
-        None,
-        audit.KEY_CHECK_PREFIX + check if check else "no key check (restored from a backup)",
     )
     return RestoreResult(path, tables, time.perf_counter() - started)
 

@@ -139,8 +139,11 @@ class Warehouse(ABC):
 
     @abstractmethod
     def confine_to_warehouse(self) -> None:
-        """From now on, SQL on this connection reads the warehouse and nothing else (no files,
-        no other databases): for users' ad-hoc SQL."""
+        """From now on, SQL on this connection may not write: for users' ad-hoc SQL.
+
+        DuckDB: no file or other database either. PostgreSQL: the server's own privileges
+        decide what a login may reach beyond its tables (a superuser can read and write the
+        server's files), so ad-hoc SQL belongs to the analyst or loader role."""
 
     def __enter__(self) -> Warehouse:
         return self

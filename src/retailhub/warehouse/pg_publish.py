@@ -449,6 +449,7 @@ class Publisher:
             "join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
             "join pg_stat_activity a on a.pid = l.pid "
             "where l.granted and a.pid <> pg_backend_pid() and n.nspname = any(%s) "
+            "and l.database = (select oid from pg_database where datname = current_database()) "
             "order by 1 limit 5",
             (list(SCHEMAS),),
         ).fetchall()

@@ -452,10 +452,21 @@ class PostgresWarehouse(Warehouse):
         return str(row[0] or "").removeprefix("retailhub writer").strip()
 
     def confine_to_warehouse(self) -> None:
-        # The server itself keeps SQL away from its files (COPY TO a file, pg_read_file need
-        # superuser or the pg_write/read_server_files roles), and a read-only session's
-        # queries run in read-only transactions (_read_only_query).
-        return None
+        # A read-only session's queries run as one prepared statement in a read-only
+        # transaction (_read_only_query). Files and programs on the server are the server's
+        # business: only superusers and the pg_*_server_* roles reach them, and a warning
+        # says so when this login is one of those.
+        row = self._conn.execute(
+            "select rolsuper or pg_has_role(current_user, 'pg_execute_server_program', 'member') "
+            "or pg_has_role(current_user, 'pg_write_server_files', 'member') "
+            "from pg_roles where rolname = current_user"
+        ).fetchone()
+        if row and row[0]:
+            log.warning(
+                "role %s may reach the server's files and programs (superuser or a "
+                "pg_*_server_* role): ad-hoc SQL is safer as the analyst or loader role",
+                self.target.user,
+            )
 
     def _read_only_query(self, sql: str, params: Sequence[Any]) -> QueryResult:
         """One statement in a transaction that cannot become a writing one.

@@ -175,33 +175,45 @@ def test_empty_glob_names_the_pattern(tmp_path, make_source) -> None:
         src.discover(SourceState())
 
 
-def test_a_folder_that_cannot_be_listed_is_named(tmp_path, make_source, monkeypatch) -> None:
+def test_a_folder_that_cannot_be_listed_is_named(
+    tmp_path, make_source, monkeypatch, caplog
+) -> None:
     """glob skips a folder it cannot list without a word: its files went missing from the
-    run (or it read "no file matches"). The tests run as root, whom permissions do not stop,
-    so a mode-000 folder is also denied in os.access, which is what a non-root user meets."""
-    for sub in ("a", "b"):
+    run (or it read "no file matches"). An error when nothing else matched, a warning when
+    other folders had files (a root-owned lost+found, say, must not stop every run). The
+    tests run as root, whom permissions do not stop, so a mode-000 folder is also denied in
+    os.access, which is what a non-root user meets."""
+    for sub in ("a", "b", "c", "lost+found"):
         (tmp_path / "incoming" / sub).mkdir(parents=True)
     _write(tmp_path / "incoming" / "a" / "1.csv", b"x\n1\n")
     _write(tmp_path / "incoming" / "b" / "2.csv", b"x\n2\n")
-    locked = tmp_path / "incoming" / "b"
-    locked.chmod(0)
+    locked = {tmp_path / "incoming" / n for n in ("b", "c", "lost+found")}
     real_access = os.access
 
     def access(path, mode, *args, **kwargs):
-        if Path(path) == locked:
+        if Path(path) in locked:
             return False
         return real_access(path, mode, *args, **kwargs)
 
+    for folder in locked:
+        folder.chmod(0)
     if os.geteuid() == 0:
         monkeypatch.setattr(os, "access", access)
     try:
         src = make_source(type="csv", path="incoming/**/*.csv")
-        with pytest.raises(SourceError, match=rf"cannot list the folder {locked} \(permission"):
-            src.discover(SourceState())
+        with caplog.at_level(logging.WARNING, logger="retailhub.sources.files"):
+            found = src.discover(SourceState())
+        assert len(found) == (2 if os.geteuid() == 0 else 1)  # root's glob still reads b/
+        (warning,) = caplog.records
+        folders = f"{tmp_path / 'incoming' / 'b'}, {tmp_path / 'incoming' / 'c'}"
+        assert f"cannot list the folder {folders} (permission" in warning.getMessage()
+        assert "lost+found" not in warning.getMessage()
+        only_locked = make_source(type="csv", path="incoming/c/*.csv")
+        with pytest.raises(SourceError, match=r"cannot list the folder .*incoming/c \(perm"):
+            only_locked.discover(SourceState())
     finally:
-        locked.chmod(0o755)
-    monkeypatch.undo()
-    assert len(src.discover(SourceState())) == 2
+        for folder in locked:
+            folder.chmod(0o755)
 
 
 def test_a_link_to_a_missing_file_is_an_error(tmp_path, make_source) -> None:

@@ -281,3 +281,25 @@ def test_header_spellings_landed_side_by_side_are_coalesced(tmp_path) -> None:
     rel = con.sql(get_layout("customer_behaviour").staging_sql("raw", columns))
     rows = rel.order("_source_file").project("customer_id, age, _type_errors").fetchall()
     assert rows == [("17850", 30, []), ("12583", None, ["age: 'x' is not a valid BIGINT"])]
+
+
+@pytest.mark.parametrize("layout", ["none", "online_retail"])
+def test_a_nul_character_is_kept_as_u_fffd_and_named_as_a_type_error(layout: str) -> None:
+    """PostgreSQL cannot store a NUL in text: one NUL byte failed a whole publish."""
+    con = duckdb.connect()
+    con.execute(
+        "create table landed as select '536365' as InvoiceNo, '85123A' as StockCode, "
+        "'WHITE' || chr(0) || 'HEART' as Description, '6' as Quantity, "
+        "'2024-01-02 08:12:00' as InvoiceDate, '2.55' as UnitPrice, '17850' as CustomerID, "
+        "'United Kingdom' as Country, 'f.csv' as _source_file, 1::bigint as _line, "
+        "'s' as _source"
+    )
+    columns = [r[0] for r in con.execute("describe landed").fetchall()]
+    sql = get_layout(layout).staging_sql("landed", columns, nul_columns=["Description"])
+    row = con.execute(f"select * from ({sql})").fetchdf().iloc[0]
+    description = row["Description" if layout == "none" else "description"]
+    assert description == "WHITE\ufffdHEART"
+    assert list(row["_type_errors"]) == [
+        f"{'Description' if layout == 'none' else 'description'}: contains a NUL character "
+        "(kept as U+FFFD)"
+    ]
