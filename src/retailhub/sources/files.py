@@ -8,7 +8,6 @@ the file is streamed, so what lands is exactly what the ledger records.
 
 from __future__ import annotations
 
-import getpass
 import glob
 import hashlib
 import io
@@ -19,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from retailhub import os_user
 from retailhub.config.sources import FileSourceConfig
 from retailhub.errors import SourceError
 from retailhub.sources.base import InputUnit, SourceState
@@ -83,7 +83,7 @@ def match_files(
     found = {p.resolve() for p in matches if p.is_file()}
     if denied:
         shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
-        where = f"cannot list the folder {shown} (permission denied for user {_user()})"
+        where = f"cannot list the folder {shown} (permission denied for user {os_user.name()})"
         if not found:  # "no file matches" would hide why
             raise SourceError(
                 f"source {source!r}: {where}, and no file of {full} was found elsewhere; give "
@@ -113,13 +113,6 @@ def _unreadable_folders(full: Path) -> list[str]:
         and os.path.basename(d.rstrip(os.sep)) != "lost+found"
         and not os.access(d, os.R_OK | os.X_OK)
     )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # a uid without an account name (some containers)
-        return f"uid {os.getuid()}"
 
 
 def records_absolute_names(pattern: str, state: SourceState) -> bool:

@@ -10,11 +10,11 @@ so a run cannot rewrite its own history.
 
 from __future__ import annotations
 
-import getpass
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from retailhub import os_user
 from retailhub.warehouse.base import PublishBatch, Warehouse, files_predicate
 
 AUDIT_TABLE = "meta.audit_log"
@@ -68,13 +68,6 @@ def ensure_table(warehouse: Warehouse) -> None:
         warehouse.execute(create_statement(warehouse.engine))
 
 
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
-
-
 def db_role(warehouse: Warehouse) -> str:
     """The database role the warehouse connection acts as (``duckdb`` for DuckDB)."""
     try:
@@ -101,7 +94,7 @@ def entry(
         "object_name": object_name,
         "rows_affected": rows,
         "db_role": role,
-        "os_user": os_user(),
+        "os_user": os_user.name(),
         "client_host": socket.gethostname(),
         "run_id": run_id,
         "detail": detail,

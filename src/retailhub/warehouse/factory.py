@@ -8,12 +8,12 @@ DuckDB-only install never needs its drivers.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from retailhub import os_user
 from retailhub.config.settings import WarehouseConfig
 from retailhub.errors import ConfigError, WarehouseUnavailable
 from retailhub.warehouse.base import Warehouse
@@ -82,7 +82,7 @@ def open_warehouse(
             if path.exists() and not os.access(path, os.W_OK):
                 raise WarehouseUnavailable(
                     f"cannot write the warehouse file {path}: permission denied for user "
-                    f"{_user()}; run as its owner or give this user write access",
+                    f"{os_user.name()}; run as its owner or give this user write access",
                     path=str(path),
                 )
         return DuckDBWarehouse(
@@ -111,13 +111,6 @@ def open_warehouse(
     )
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # a uid without an account name (some containers)
-        return f"uid {os.getuid()}"
-
-
 def writable_folder(folder: Path, what: str, key: str) -> None:
     """Create ``folder`` if needed; fail naming it and its key when this user cannot write it.
 
@@ -134,7 +127,7 @@ def writable_folder(folder: Path, what: str, key: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise WarehouseUnavailable(
             f"cannot write the {what} {folder} (key '{key}'): permission denied for user "
-            f"{_user()}; give this user write access or point '{key}' elsewhere",
+            f"{os_user.name()}; give this user write access or point '{key}' elsewhere",
             path=str(folder),
         )
 
