@@ -20,7 +20,8 @@ from retailhub.config.sources import SourceConfig
 
 Profile = Literal["dev", "staging", "prod"]
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|b|bytes|[kmgt]i?b?)\s*", re.IGNORECASE)
-#: DuckDB cannot build a 10k-row model in less (it fails with "failed to pin block").
+#: A floor, not advice: 0GB failed with "failed to pin block"; 64MB carries a 5,000-row demo
+#: (100,000 rows need more), and the default 1.25GB carries 10M rows.
 _MIN_MEMORY_BYTES = 64 * 1000**2
 
 
