@@ -208,6 +208,7 @@ class Project:
         known = ledger.known_runs(sorted(files))
         for other in known:
             _remove_work_db(files[other])
+        ledger.forget_resume_hints(known)
         if known:
             log.info(
                 "removed the scratch databases of %d earlier run(s) that can no longer be "

@@ -144,6 +144,19 @@ class Ledger:
         res = self.wh.query("select count(*) from meta.lineage where run_id = ?", [run_id])
         return bool(res.rows and res.rows[0][0])
 
+    def forget_resume_hints(self, run_ids: list[str]) -> None:
+        """Reword the 'continue it with --resume' of interrupted runs that can no longer
+        resume (a later publish took their inputs and removed their scratch)."""
+        for run_id in run_ids:
+            self.wh.execute(
+                "update meta.pipeline_runs set error = ? where run_id = ? and error = ?",
+                [
+                    INTERRUPTED_FOR_GOOD.format(run_id=run_id),
+                    run_id,
+                    INTERRUPTED_RUN.format(run_id=run_id),
+                ],
+            )
+
     def known_runs(self, run_ids: list[str]) -> list[str]:
         """Those of ``run_ids`` that this ledger has a record of, in order."""
         if not run_ids:
