@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from retailhub import __version__
+from retailhub import __version__, interrupts
 from retailhub.errors import EXIT_RUNTIME, RetailhubError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -283,10 +283,6 @@ def check(
     _run(project, warehouse, profile, resume=None, publish=False)
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def _run(
     project: Path | None,
     warehouse: str | None,
@@ -303,7 +299,7 @@ def _run(
     proj = Project.load(project, profile=profile, warehouse_url=warehouse)
     # SIGTERM (systemd, docker stop, a scheduler's timeout) stops a run like Ctrl-C: the task
     # is recorded as interrupted and the run can be resumed, instead of dying mid-write
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupts.stop)
     with RichProgress() as progress:
         report = proj.run(
             resume=resume,

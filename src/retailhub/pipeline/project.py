@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retailhub import interrupts
 from retailhub.config.loader import LoadedProject, load_project
 from retailhub.errors import (
     EXIT_RUNTIME,
@@ -177,7 +178,7 @@ class Project:
             # may still say 'running', but the scratch database is kept and the run named,
             # so it can be resumed (the next run records it as interrupted).
             if isinstance(exc, KeyboardInterrupt):
-                exc = Interrupted(f"interrupted ({str(exc) or 'Ctrl-C'})")
+                exc = Interrupted(f"interrupted ({interrupts.name(exc)})")
             exc.message = (
                 f"run {run_id} stopped: {exc.message}; continue it with "
                 f"'retailhub run --resume {run_id}' once the cause is fixed"

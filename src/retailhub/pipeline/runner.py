@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from retailhub import interrupts
 from retailhub.errors import Interrupted, RetailhubError, WarehouseUnavailable
 from retailhub.pipeline.context import RunContext, TaskOutput
 from retailhub.pipeline.plan import Plan, Task
@@ -100,7 +101,7 @@ class Runner:
                 seconds = time.perf_counter() - t0
                 if _is_interrupt(exc):
                     stop = Interrupted(
-                        f"task {task.name} interrupted ({_signal_name(exc)})", task=task.name
+                        f"task {task.name} interrupted ({interrupts.name(exc)})", task=task.name
                     )
                     # best effort: a connection stopped mid-statement may refuse the write,
                     # and the next run closes a run left 'running' anyway
@@ -152,13 +153,6 @@ class Runner:
             record.rows_in, record.rows_out = out.rows_in, out.rows_out
             return record
         return record
-
-
-def _signal_name(exc: BaseException) -> str:
-    """Ctrl-C, or the signal the CLI turned into a KeyboardInterrupt (SIGTERM)."""
-    return (
-        str(exc) if isinstance(exc, KeyboardInterrupt) and str(exc).startswith("SIG") else "Ctrl-C"
-    )
 
 
 def _is_interrupt(exc: BaseException) -> bool:
