@@ -166,8 +166,10 @@ class PostgresWarehouse(Warehouse):
                 raise WarehouseUnavailable(self._lock_message(), host=self.target.host)
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
 
-    def _lock_message(self) -> str:
-        holder = self._conn.execute(
+    def _writer_lock_holder(self) -> tuple[Any, ...] | None:
+        """(pid, application_name, role, client address, backend start) of the session that
+        holds this database's writer lock, or None."""
+        return self._conn.execute(
             "select a.pid, a.application_name, a.usename, a.client_addr::text, a.backend_start "
             "from pg_locks l left join pg_stat_activity a on a.pid = l.pid "
             "where l.locktype = 'advisory' and l.classid = %s and l.objid = %s "
@@ -175,6 +177,9 @@ class PostgresWarehouse(Warehouse):
             "(select oid from pg_database where datname = current_database())",
             (LOCK_NAMESPACE, LOCK_WRITER),
         ).fetchone()
+
+    def _lock_message(self) -> str:
+        holder = self._writer_lock_holder()
         who = "another retailhub run"
         if holder:
             pid, app, user, addr, since = holder
@@ -440,16 +445,10 @@ class PostgresWarehouse(Warehouse):
             raise self._error("query failed", exc) from None
 
     def active_writer(self) -> str | None:
-        row = self._conn.execute(
-            "select a.application_name from pg_locks l "
-            "left join pg_stat_activity a on a.pid = l.pid "
-            "where l.locktype = 'advisory' and l.classid = %s and l.objid = %s and l.granted "
-            "and l.database = (select oid from pg_database where datname = current_database())",
-            (LOCK_NAMESPACE, LOCK_WRITER),
-        ).fetchone()
-        if row is None:
+        holder = self._writer_lock_holder()
+        if holder is None:
             return None
-        return str(row[0] or "").removeprefix("retailhub writer").strip()
+        return str(holder[1] or "").removeprefix("retailhub writer").strip()
 
     def confine_to_warehouse(self) -> None:
         # A read-only session's queries run as one prepared statement in a read-only
