@@ -41,10 +41,26 @@ class LoadedProject:
     root: Path
     config_path: Path
     profile: str
+    #: dotted keys set on the command line (``--warehouse``) and by the selected profile
+    flag_keys: frozenset[str] = frozenset()
+    profile_keys: frozenset[str] = frozenset()
 
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.root / p)
+
+    def origin(self, key: str) -> str:
+        """``key`` named where its value came from, for messages about a value that only
+        fails after loading (a warehouse URL the adapter rejects): the operator must know
+        whether to fix the file, the profile, an exported variable or the command line."""
+        if key in self.flag_keys:
+            return f"key '{key}' (from the command line)"
+        variable = env_variable(key)
+        if variable:
+            return f"key '{key}' (from environment variable {variable})"
+        if key in self.profile_keys:
+            return f"key 'profiles.{self.profile}.{key}' in {self.config_path}"
+        return f"key '{key}' in {self.config_path}"
 
 
 def find_config(project_dir: Path | None) -> Path:
@@ -114,7 +130,29 @@ def load_project(
             file=str(path),
             key="sources",
         )
-    return LoadedProject(settings=settings, root=path.parent, config_path=path, profile=profile)
+    profile_body = (data.get("profiles") or {}).get(profile)
+    if not isinstance(profile_body, dict):
+        profile_body = {}
+    return LoadedProject(
+        settings=settings,
+        root=path.parent,
+        config_path=path,
+        profile=profile,
+        flag_keys=frozenset(_dotted_keys(overrides or {})),
+        profile_keys=frozenset(_dotted_keys(profile_body)),
+    )
+
+
+def _dotted_keys(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    """The leaf keys of a nested mapping, dotted: ``{"warehouse": {"url": x}}`` -> warehouse.url."""
+    keys = []
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            keys.extend(_dotted_keys(value, dotted + "."))
+        else:
+            keys.append(dotted)
+    return keys
 
 
 _UNSET = object()

@@ -6,11 +6,12 @@ the plan, clean up — so no entry point ever composes layers itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from retailhub import interrupts
 from retailhub.config.loader import LoadedProject, load_project
 from retailhub.errors import (
     EXIT_RUNTIME,
+    ConfigError,
     Interrupted,
     RetailhubError,
     UsageError,
@@ -76,15 +78,29 @@ class Project:
     # -- warehouse access -------------------------------------------------------------------
     def open_warehouse(self, *, read_only: bool = False, work_db: Path | None = None) -> Warehouse:
         runner = self.settings.runner
-        return open_warehouse(
-            self.settings.warehouse,
-            self.root,
-            work_db=work_db,
-            read_only=read_only,
-            memory_limit=runner.memory_limit,
-            threads=runner.threads,
-            history_dir=self.loaded.resolve(runner.work_dir) / "history",
-        )
+        with self._keys_by_origin():
+            return open_warehouse(
+                self.settings.warehouse,
+                self.root,
+                work_db=work_db,
+                read_only=read_only,
+                memory_limit=runner.memory_limit,
+                threads=runner.threads,
+                history_dir=self.loaded.resolve(runner.work_dir) / "history",
+            )
+
+    @contextlib.contextmanager
+    def _keys_by_origin(self) -> Iterator[None]:
+        """Name the key of a rejected value where it came from: the adapters only see the
+        value, so they say "key 'warehouse.url'" even when an exported variable set it."""
+        try:
+            yield
+        except ConfigError as exc:
+            key = exc.context.get("key")
+            prefix = f"key '{key}'"
+            if key and exc.message.startswith(prefix):
+                exc.message = self.loaded.origin(key) + exc.message[len(prefix) :]
+            raise
 
     def work_db(self, run_id: str) -> Path:
         return self.loaded.resolve(self.settings.runner.work_dir) / f"{run_id}.duckdb"
@@ -371,13 +387,15 @@ class Project:
         """Write a verified backup (FILE, FILE.manifest.json, FILE.sha256)."""
         from retailhub.warehouse.backup import backup
 
-        return backup(self.settings.warehouse, self.root, Path(out), replace=replace)
+        with self._keys_by_origin():
+            return backup(self.settings.warehouse, self.root, Path(out), replace=replace)
 
     def restore(self, path: Path) -> Any:
         """Verify a backup's checksums, then replace the warehouse with it atomically."""
         from retailhub.warehouse.backup import restore
 
-        return restore(self.settings.warehouse, self.root, Path(path))
+        with self._keys_by_origin():
+            return restore(self.settings.warehouse, self.root, Path(path))
 
     def insights(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last run's ranked insights (``marts.mart_insights``), most important first."""

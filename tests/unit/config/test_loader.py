@@ -362,3 +362,41 @@ def test_an_override_of_a_key_the_file_lacks_names_its_variable(
     with pytest.raises(ConfigError) as exc:
         load_project(tmp_path)
     assert "RETAILHUB_QUALITY__DEFAULTS__COMPLETENESS sets a value in it" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("how", "origin"),
+    [
+        ("file", "key 'warehouse.url' in {path}"),
+        ("profile", "key 'profiles.prod.warehouse.url' in {path}"),
+        ("env", "key 'warehouse.url' (from environment variable RETAILHUB_WAREHOUSE__URL)"),
+        ("flag", "key 'warehouse.url' (from the command line)"),
+    ],
+)
+def test_a_rejected_warehouse_url_is_named_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, origin: str
+) -> None:
+    """The adapter rejects the URL after loading (a password in it): the message must say
+    which of the four places to fix, not only the key."""
+    from retailhub.pipeline.project import Project
+
+    bad = "postgresql://u:Pw-In-Url@127.0.0.1:5432/db"
+    text = MINIMAL
+    if how == "file":
+        text += f"warehouse:\n  url: {bad}\n"
+    if how == "profile":
+        text += f"profiles:\n  prod:\n    warehouse:\n      url: {bad}\n"
+    if how == "env":
+        monkeypatch.setenv("RETAILHUB_WAREHOUSE__URL", bad)
+    project = Project.load(
+        write(tmp_path, text),
+        profile="prod" if how == "profile" else None,
+        warehouse_url=bad if how == "flag" else None,
+        reads_sources=False,
+    )
+    with pytest.raises(ConfigError) as exc:
+        project.open_warehouse(read_only=True)
+    message = str(exc.value)
+    assert message.startswith(origin.format(path=tmp_path / "retailhub.yaml") + ":"), message
+    assert "the URL contains a password" in message
+    assert "Pw-In-Url" not in message
