@@ -143,6 +143,9 @@ class PagingConfig(BaseModel):
     cursor_param: str = "cursor"
     cursor_path: str | None = None
     start_page: int = 1
+    #: page/offset paging ends at an empty page (one request more than the data needs, but
+    #: safe with APIs that cap page_size); true ends at the first page shorter than page_size
+    stop_on_short_page: bool = False
 
     @model_validator(mode="after")
     def _cursor_needs_path(self) -> PagingConfig:

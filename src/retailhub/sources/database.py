@@ -66,7 +66,8 @@ class DatabaseSource:
             relation = ".".join(_quote_ident(p, dialect) for p in self.config.table.split("."))
         else:
             body = (self.config.query or "").strip().rstrip(";")
-            relation = f"({body}) AS rh_extract"
+            # on its own line, so a trailing "-- comment" in the query cannot swallow the bracket
+            relation = f"({body}\n) AS rh_extract"
         sql = f"SELECT * FROM {relation}"
         if self.config.watermark_column and watermark_from is not None:
             column = _quote_ident(self.config.watermark_column, dialect)

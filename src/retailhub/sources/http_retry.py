@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import SourceError, SourceUnavailable
@@ -103,7 +104,8 @@ def request_json(
                 )
             else:
                 try:
-                    return response.json()
+                    # Decimal keeps every digit a price or id has, as JSON files do (ijson).
+                    return response.json(parse_float=Decimal)
                 except ValueError as exc:
                     raise SourceError(
                         f"source {source!r}: {what} {shown} did not return JSON "

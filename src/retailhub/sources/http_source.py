@@ -7,6 +7,7 @@ while the landing step drains the reader, one page in memory at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from retailhub.sources.records import TextBatcher, dig
 from retailhub.sources.redact import redact_url
 
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO, query secrets (api_key=...) included; this
+# module logs the redacted URL itself.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class HttpSource:
@@ -86,6 +90,7 @@ class HttpSource:
             params[paging.size_param] = paging.page_size
         page_no, offset, cursor = paging.start_page, 0, None
         seen_cursors: set[str] = set()
+        previous_page: str | None = None
         fetched = 0
         while True:
             if paging.type == "page":
@@ -107,14 +112,33 @@ class HttpSource:
             )
             records = self._records(document, label)
             fetched += 1
+            if paging.type in ("page", "offset") and records:
+                # An API that ignores the page parameter answers every request with the same
+                # page: stop before appending it twice (cursor paging has seen_cursors).
+                page = json.dumps(records, sort_keys=True, default=str)
+                if page == previous_page:
+                    raise SourceError(
+                        f"source {self.name!r}: {label} {redact_url(cfg.url)} repeats the page "
+                        f"before it: the API ignores '{self._position_param()}'; check "
+                        "paging.page_param / paging.offset_param",
+                        source=self.name,
+                    )
+                previous_page = page
             yield records, f"{label} {redact_url(cfg.url)}"
-            if paging.type == "none" or not records:
+            if paging.type == "none" or (not records and paging.type != "cursor"):
                 return
             if cfg.max_pages is not None and fetched >= cfg.max_pages:
-                log.info("source %s: stopped after max_pages=%d", self.name, cfg.max_pages)
+                log.warning(
+                    "source %s: stopped after max_pages=%d; records after that page were not read",
+                    self.name,
+                    cfg.max_pages,
+                )
                 return
             if paging.type in ("page", "offset"):
-                if paging.page_size and len(records) < paging.page_size:
+                # Many APIs cap the page size below the one asked for, so a short page is not
+                # the end unless the configuration says so: the end is an empty page.
+                short = paging.page_size is not None and len(records) < paging.page_size
+                if short and paging.stop_on_short_page:
                     return
                 page_no += 1
                 offset += len(records)
@@ -129,6 +153,10 @@ class HttpSource:
                         source=self.name,
                     )
                 seen_cursors.add(cursor)
+
+    def _position_param(self) -> str:
+        paging = self.config.paging
+        return paging.page_param if paging.type == "page" else paging.offset_param
 
     def _records(self, document: Any, label: str) -> list[Any]:
         path = self.config.records_path

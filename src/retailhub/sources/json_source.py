@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,7 +75,7 @@ class JsonSource(FileSource[JsonSourceConfig]):
                 if not line.strip():
                     continue
                 try:
-                    pending.append(json.loads(line))
+                    pending.append(json.loads(line, parse_float=Decimal))
                 except json.JSONDecodeError as exc:
                     raise SourceError(
                         f"source {self.name!r}: invalid JSON in {unit.uri} at line {line_no}, "

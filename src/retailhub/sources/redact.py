@@ -10,10 +10,15 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-# Query parameters that usually carry a credential (compared case-insensitively).
-_SECRET_PARAMS = frozenset(
-    {"token", "access_token", "api_key", "apikey", "key", "secret", "password", "sig", "signature"}
-)
+# Query parameters that usually carry a credential: any name containing one of these
+# (case-insensitive), so client_secret, x-api-key and auth_token are masked too. Masking a
+# harmless "sort_key" is the cheaper mistake.
+_SECRET_FRAGMENTS = ("token", "secret", "key", "pass", "auth", "sig", "credential")
+
+
+def is_secret_param(name: str) -> bool:
+    lowered = name.lower()
+    return any(fragment in lowered for fragment in _SECRET_FRAGMENTS)
 
 
 def redact_url(url: str) -> str:
@@ -31,7 +36,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = [
-            (k, MASK if k.lower() in _SECRET_PARAMS else v)
+            (k, MASK if is_secret_param(k) else v)
             for k, v in parse_qsl(query, keep_blank_values=True)
         ]
         query = urlencode(pairs, safe="*")

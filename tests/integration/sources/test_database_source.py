@@ -79,6 +79,14 @@ def test_query_extraction(db) -> None:
     assert con.sql("SELECT id, sku FROM raw").fetchall() == [(3, "84406B")]
 
 
+def test_query_ending_in_a_line_comment(db) -> None:
+    table = _create_orders(db)
+    query = f"SELECT id, sku FROM {table}\nWHERE qty > 6 -- only the big orders"
+    con, _, (landed,) = _land(_source(db, query=query))
+    assert landed.rows == 1
+    assert con.sql("SELECT id, sku FROM raw").fetchall() == [(3, "84406B")]
+
+
 def test_small_batches_stream(db) -> None:
     table = _create_orders(db)
     src = _source(db, table=table, batch_size=1)

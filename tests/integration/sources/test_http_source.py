@@ -52,7 +52,8 @@ def test_page_paging_with_bearer_token(api, monkeypatch) -> None:
     )
     con, (unit,) = _land(src)
     assert unit.rows == 250
-    assert [r.params["page"] for r in api.requests] == ["1", "2", "3"]
+    # the short third page is not taken as the end: an empty fourth page is
+    assert [r.params["page"] for r in api.requests] == ["1", "2", "3", "4"]
     assert all(r.params["status"] == "paid" for r in api.requests)
     assert con.sql("SELECT count(DISTINCT id), min(_line), max(_line) FROM raw").fetchall() == [
         (250, 1, 250)
@@ -95,7 +96,7 @@ def test_offset_paging_and_max_pages(api) -> None:
     paging = {"type": "offset", "size_param": "limit", "page_size": 60}
     _, (unit,) = _land(_source(f"{api.url}/o", paging=paging))
     assert unit.rows == 250
-    assert [r.params["offset"] for r in api.requests] == ["0", "60", "120", "180", "240"]
+    assert [r.params["offset"] for r in api.requests] == ["0", "60", "120", "180", "240", "250"]
     api.requests.clear()
     _, (capped,) = _land(_source(f"{api.url}/o", paging=paging, max_pages=2))
     assert capped.rows == 120 and len(api.requests) == 2
@@ -224,3 +225,50 @@ def test_secret_query_parameter_is_masked_in_errors(api) -> None:
     assert api.requests[0].params["api_key"] == "k-123-secret"  # still sent to the server
     assert "k-123-secret" not in str(err.value)
     assert "api_key=***" in str(err.value) and "page=1" in str(err.value)
+
+
+def test_page_paging_reads_past_a_server_that_caps_the_page_size(api) -> None:
+    """A server sending 40 records when 100 were asked for has more pages, not fewer rows."""
+
+    def handler(req):
+        page = int(req.params["page"])
+        return api.Reply(body=RECORDS[(page - 1) * 40 : page * 40])
+
+    api.handler = handler
+    paging = {"type": "page", "page_size": 100}
+    _, (unit,) = _land(_source(f"{api.url}/capped", paging=paging))
+    assert unit.rows == 250
+    assert len(api.requests) == 8  # 7 pages of data, then the empty one
+    api.requests.clear()
+    paging["stop_on_short_page"] = True
+    _, (short,) = _land(_source(f"{api.url}/capped", paging=paging))
+    assert short.rows == 40 and len(api.requests) == 1
+
+
+def test_an_api_ignoring_the_page_parameter_is_an_error_not_an_endless_loop(api) -> None:
+    api.handler = lambda req: api.Reply(body=RECORDS[:100])
+    with pytest.raises(SourceError, match=r"repeats the page before it: the API ignores 'page'"):
+        _land(_source(f"{api.url}/same", paging={"type": "page", "page_size": 100}))
+    assert len(api.requests) == 2
+
+
+def test_cursor_paging_goes_on_past_an_empty_page_with_a_next_cursor(api) -> None:
+    def handler(req):
+        start = int(req.params.get("after", "0"))
+        chunk = [] if start == 100 else RECORDS[start : start + 100]
+        nxt = str(start + 100) if start + 100 < len(RECORDS) else None
+        return api.Reply(body={"results": chunk, "next": nxt})
+
+    api.handler = handler
+    paging = {"type": "cursor", "cursor_param": "after", "cursor_path": "next", "size_param": None}
+    _, (unit,) = _land(_source(f"{api.url}/gap", records_path="results", paging=paging))
+    assert unit.rows == 150  # records 101-200 are the empty page's: the server sent none
+    assert [r.params.get("after") for r in api.requests] == [None, "100", "200"]
+
+
+def test_numbers_keep_every_digit(api) -> None:
+    api.handler = lambda req: api.Reply(
+        body=b'[{"id": 1, "amount": 12345678901234567.89, "rate": 1e-7}]'
+    )
+    con, _ = _land(_source(f"{api.url}/n"))
+    assert con.sql("SELECT amount, rate FROM raw").fetchall() == [("12345678901234567.89", "1E-7")]

@@ -58,6 +58,13 @@ def test_large_json_document_streams_in_batches(tmp_path, make_source) -> None:
     assert sum(sizes) == 25_000 and len(sizes) >= 3
 
 
+def test_ndjson_numbers_keep_every_digit(tmp_path, make_source, land_source) -> None:
+    """As in JSON documents (ijson): a float would turn 12345678901234567.89 into ...568e+16."""
+    (tmp_path / "n.ndjson").write_text('{"amount": 12345678901234567.89, "rate": 0.1}\n')
+    con, _ = land_source(make_source(type="json", path="n.ndjson"))
+    assert con.sql("SELECT amount, rate FROM raw").fetchall() == [("12345678901234567.89", "0.1")]
+
+
 def test_ndjson_bad_line_names_file_and_line(tmp_path, make_source, land_source) -> None:
     (tmp_path / "e.ndjson").write_text('{"a": 1}\n{"a": 2}\n{"a": 3,,}\n')
     with pytest.raises(SourceError, match=r"invalid JSON in .*e\.ndjson at line 3, column 9"):

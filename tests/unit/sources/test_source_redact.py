@@ -18,6 +18,12 @@ def test_secret_query_parameters_are_masked() -> None:
     assert "page=2" in shown
 
 
+def test_parameters_named_like_credentials_are_masked() -> None:
+    shown = redact_url("https://api.shop/o?client_secret=s1&x-api-key=s2&auth_token=s3&sort=id")
+    assert not any(s in shown for s in ("s1", "s2", "s3"))
+    assert "client_secret=***" in shown and "sort=id" in shown
+
+
 def test_plain_url_unchanged() -> None:
     assert (
         redact_url("http://127.0.0.1:8080/orders?page=1") == "http://127.0.0.1:8080/orders?page=1"
