@@ -51,6 +51,9 @@ class SourceState:
 
     ingested_checksums: set[str] = field(default_factory=set)
     last_watermark: str | None = None
+    # the unit that stored last_watermark (None: not known): a watermark belongs to one
+    # relation and column, and means nothing for another
+    watermark_uri: str | None = None
     # recorded name -> checksum of the version of that file ingested last: a file whose bytes differ
     # from it is a changed file, even if those bytes were ingested once before (a revert)
     latest_checksums: dict[str, str] = field(default_factory=dict)

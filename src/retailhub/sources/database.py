@@ -9,6 +9,7 @@ column (an identity, or an insert/update timestamp that only moves forward).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -40,9 +41,28 @@ class DatabaseSource:
 
     def discover(self, state: SourceState) -> list[InputUnit]:
         target = self._target(with_password=False)
-        anchor = self.config.table or "query"
-        start = state.last_watermark if self.config.watermark_column else None
-        return [InputUnit(self.name, f"{target.display}#{anchor}", None, None, None, start)]
+        cfg = self.config
+        # The unit names what a stored watermark was taken on (relation and column), so one
+        # taken on `updated_at` is never compared with `id`, nor one of a query with another.
+        base = f"{target.display}#{cfg.table or 'query'}"
+        uri = base
+        if cfg.query is not None:
+            uri += "-" + hashlib.sha256(cfg.query.strip().encode()).hexdigest()[:12]
+        if cfg.watermark_column:
+            uri += f"?watermark={cfg.watermark_column}"
+        start = state.last_watermark if cfg.watermark_column else None
+        stored = state.watermark_uri
+        # units recorded before they named their column (``base``) are taken as they are
+        if start is not None and stored is not None and stored not in (uri, base):
+            raise ConfigError(
+                f"source {self.name!r}: the stored watermark {start!r} was taken on {stored}, "
+                f"but the source now reads {uri}: a watermark of another column, table or query "
+                "would skip or repeat rows. Restore the earlier table/query/watermark_column, or "
+                "give the source a new name (it then starts from no watermark, keeping its "
+                "dataset)",
+                key=f"sources.{self.name}.watermark_column",
+            )
+        return [InputUnit(self.name, uri, None, None, None, start)]
 
     def new_watermark(self) -> str | None:
         return self._watermark

@@ -283,13 +283,14 @@ class Ledger:
         )
         return {str(uri): (str(checksum), str(run_id)) for uri, checksum, run_id in res.rows}
 
-    def last_watermark(self, source: str) -> str | None:
+    def last_watermark(self, source: str) -> tuple[str, str] | None:
+        """The latest stored watermark of ``source`` and the unit (relation) it was taken on."""
         res = self.wh.query(
-            "select watermark from meta.ingested_files where source = ? and watermark is not null "
-            "order by arrived_at desc limit 1",
+            "select watermark, uri from meta.ingested_files where source = ? "
+            "and watermark is not null order by arrived_at desc limit 1",
             [source],
         )
-        return res.rows[0][0] if res.rows else None
+        return (res.rows[0][0], res.rows[0][1]) if res.rows else None
 
     def previous_accepted_rows(self, dataset: str) -> int | None:
         res = self.wh.query(

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from retailhub.config.sources import parse_source_config
-from retailhub.errors import SourceError, SourceUnavailable
+from retailhub.errors import ConfigError, SourceError, SourceUnavailable
 from retailhub.sources import SourceState, build_source, land
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def test_incremental_watermark_only_new_rows(db) -> None:
             (5, "POST", 1, "18.00", "2024-01-03 08:00:01"),
         ],
     )
-    con, (unit2,), (second,) = _land(src, SourceState(last_watermark=mark))
+    con, (unit2,), (second,) = _land(src, SourceState(last_watermark=mark, watermark_uri=unit1.uri))
     assert unit2.watermark_from == mark
     assert second.rows == 2
     assert con.sql("SELECT id FROM raw ORDER BY id").fetchall() == [(4,), (5,)]
@@ -127,6 +127,29 @@ def test_integer_watermark_on_a_query(db) -> None:
     src = _source(db, query=f"SELECT id, sku FROM {table}", watermark_column="id")
     _, _, (first,) = _land(src, SourceState(last_watermark="1"))
     assert first.rows == 2 and src.new_watermark() == "3"
+
+
+def test_a_watermark_is_not_reused_for_another_column_or_query(db) -> None:
+    """A timestamp stored for `updated_at` compared with `id` would skip every id up to 2024."""
+    table = _create_orders(db)
+    by_time = _source(db, table=table, watermark_column="updated_at")
+    (unit,) = by_time.discover(SourceState())
+    assert unit.uri.endswith(f"#{table}?watermark=updated_at")
+    stored = SourceState(last_watermark="2024-01-02 09:00:00", watermark_uri=unit.uri)
+    assert by_time.discover(stored)[0].watermark_from == "2024-01-02 09:00:00"
+    by_id = _source(db, table=table, watermark_column="id")
+    with pytest.raises(ConfigError, match=r"taken on .*\?watermark=updated_at.*now reads") as err:
+        by_id.discover(stored)
+    assert err.value.exit_code == 2
+    query = _source(db, query=f"SELECT * FROM {table}", watermark_column="updated_at")
+    other = _source(db, query=f"SELECT * FROM {table} WHERE qty > 1", watermark_column="updated_at")
+    (q_unit,) = query.discover(SourceState())
+    q_stored = SourceState(last_watermark="2024-01-02 09:00:00", watermark_uri=q_unit.uri)
+    with pytest.raises(ConfigError, match="now reads"):
+        other.discover(q_stored)
+    # a watermark recorded before units named their column is still honoured
+    legacy = SourceState(last_watermark="3", watermark_uri=unit.uri.split("?")[0])
+    assert by_id.discover(legacy)[0].watermark_from == "3"
 
 
 def test_unknown_table_is_a_source_error(db) -> None:
@@ -196,3 +219,40 @@ def test_unreachable_server_is_unavailable_naming_host_port(scheme, monkeypatch)
     assert secret not in str(err.value)
     assert err.value.context["host"] == f"127.0.0.1:{port}"
     assert err.value.transient is True
+
+
+def test_incremental_runs_through_the_pipeline_and_its_ledger(db, tmp_path) -> None:
+    """Two runs read only the new rows, by the watermark the ledger stored; changing the
+    watermark column then stops the run (exit 2) instead of comparing ids with a timestamp."""
+    from retailhub.pipeline.project import Project
+
+    table = _create_orders(db)
+    project_file = tmp_path / "retailhub.yaml"
+
+    def write(column: str) -> Project:
+        project_file.write_text(
+            f"project: t\nsources:\n  erp:\n    type: database\n    url: {db.url}\n"
+            f"    table: {table}\n    layout: none\n    dataset: orders\n"
+            f"    watermark_column: {column}\n",
+            encoding="utf-8",
+        )
+        return Project.load(tmp_path)
+
+    first = write("updated_at").run()
+    assert first.ok, first.error
+    _insert(db, table, [(4, "22423", 1, "12.75", "2024-01-03 08:00:00")])
+    second = write("updated_at").run()
+    assert second.ok, second.error
+    project = write("updated_at")
+    with project.open_warehouse(read_only=True) as wh:
+        per_run = wh.query(
+            "select f.rows, f.watermark from meta.ingested_files f where f.source = 'erp' "
+            "order by f.arrived_at"
+        ).rows
+    assert [(int(r), w) for r, w in per_run] == [
+        (3, "2024-01-02 09:00:00"),
+        (1, "2024-01-03 08:00:00"),
+    ]
+    third = write("id").run()
+    assert not third.ok
+    assert "stored watermark '2024-01-03 08:00:00' was taken on" in (third.error or "")

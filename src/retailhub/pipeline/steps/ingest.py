@@ -28,9 +28,11 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     source = build_source(cfg, ctx.project.root)
     ledger = Ledger(ctx.warehouse)
     known = ledger.ingested_files(name)
+    watermark, watermark_uri = ledger.last_watermark(name) or (None, None)
     state = SourceState(
         ingested_checksums=ledger.ingested_checksums(name),
-        last_watermark=ledger.last_watermark(name),
+        last_watermark=watermark,
+        watermark_uri=watermark_uri,
         latest_checksums={uri: checksum for uri, (checksum, _run) in known.items()},
     )
     units = source.discover(state)
