@@ -48,7 +48,11 @@ def test_bench_refuses_a_warehouse_that_already_holds_runs(tmp_path, pg_db) -> N
     result = run_benchmark(rows=1000, workdir=tmp_path / "bench", warehouse_url=pg_db.url)
     assert result["summary"]["exit_code"] == 0
     assert result["summary"]["warehouse"].startswith("postgresql://")
-    with pytest.raises(UsageError, match="already holds runs"):
+    # a database outside the bench's folder is not removed with it, and says so
+    assert result["summary"]["warehouse"].endswith(
+        "(left in place: the next bench needs it emptied or another empty database)"
+    )
+    with pytest.raises(UsageError, match=r"\(from the command line\), already holds runs"):
         run_benchmark(rows=1000, workdir=tmp_path / "bench", warehouse_url=pg_db.url)
 
 

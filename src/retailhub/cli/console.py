@@ -171,7 +171,8 @@ def render_report(report: RunReport) -> None:
     if report.insights:
         out.print("[bold]Top insights[/]")
         for i in report.insights:
-            out.print(f"  {i.get('rank', '-')}. {i.get('text', '')}")
+            text = " ".join(str(i.get("text", "")).split())  # one line each, however written
+            out.print(f"  {i.get('rank', '-')}. {text}")
     style = "green" if report.ok else "red"
     out.print(f"[bold {style}]{title}[/] in {report.seconds:.1f}s")
     if report.error:

@@ -85,6 +85,15 @@ def _require_bench_folder(base: Path) -> None:
         )
 
 
+def _fate(project: Any, keep: bool, workdir: Path | None) -> str:
+    """What becomes of the benchmarked warehouse: only one inside the temporary folder goes."""
+    url = project.settings.warehouse.url
+    inside = url.startswith("duckdb:///") and not Path(url.removeprefix("duckdb:///")).is_absolute()
+    if not inside:
+        return " (left in place: the next bench needs it emptied or another empty database)"
+    return "" if keep or workdir is not None else " (removed; --keep keeps it)"
+
+
 def _require_empty(project: Any) -> None:
     """A benchmark of a first run needs a warehouse without earlier runs."""
     from retailhub.errors import RetailhubError, UsageError
@@ -95,9 +104,9 @@ def _require_empty(project: Any) -> None:
         return  # no ledger yet: an empty warehouse
     if runs:
         raise UsageError(
-            f"bench measures a first run, but warehouse {project.settings.warehouse.url} "
-            f"already holds runs (the latest {runs[0]['run_id']}): point --warehouse at an "
-            "empty database"
+            f"bench measures a first run, but warehouse {project.settings.warehouse.url}, "
+            f"{project.loaded.origin('warehouse.url')}, already holds runs (the latest "
+            f"{runs[0]['run_id']}): point --warehouse at an empty database"
         )
 
 
@@ -168,8 +177,7 @@ def run_benchmark(
             "without_analytics_s": round(run_s - analytics_s, 1),
             "pipeline_peak_mb": round(run_peak / 2**20),
             "exit_code": code,
-            "warehouse": detail["run"]["warehouse_url"]
-            + ("" if keep or workdir is not None else " (removed; --keep keeps it)"),
+            "warehouse": detail["run"]["warehouse_url"] + _fate(project, keep, workdir),
         }
         return {"stages": stages, "summary": summary, "workdir": str(base)}
     finally:
