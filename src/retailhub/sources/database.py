@@ -13,6 +13,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -112,13 +113,10 @@ class DatabaseSource:
         best: Any = None
         for batch in batches:
             column = batch.column(index)
-            if isinstance(column.type, pa.ExtensionType):
-                column = column.storage
-            if len(column):
-                value = pc.max(column).as_py()
-                if value is not None and (best is None or value > best):
-                    best = value
-                    self._watermark = _watermark_text(best)
+            value = _column_max(column) if len(column) else None
+            if value is not None and (best is None or value > best):
+                best = value
+                self._watermark = _watermark_text(best)
             yield batch
 
     def _target(self, *, with_password: bool) -> DbTarget:
@@ -157,6 +155,19 @@ def _quote_literal(value: str, dialect: str) -> str:
     if dialect == "mysql":
         value = value.replace("\\", "\\\\")
     return "'" + value.replace("'", "''") + "'"
+
+
+def _column_max(column: pa.Array) -> Any:
+    """The largest value of a watermark column. PostgreSQL ``numeric`` arrives as an opaque
+    extension type over its text, whose largest string is not the largest number
+    ('9' > '10'), so it is compared as decimals."""
+    if isinstance(column.type, pa.BaseExtensionType):
+        numeric = getattr(column.type, "type_name", None) == "numeric"
+        column = column.storage
+        if numeric:
+            values = [Decimal(v) for v in column.to_pylist() if v is not None]
+            return max(values) if values else None
+    return pc.max(column).as_py()
 
 
 def _watermark_text(value: Any) -> str:

@@ -184,7 +184,7 @@ class _Chain:
             if n == 0:
                 continue
             columns = [
-                c.storage if isinstance(c.type, pa.ExtensionType) else c for c in batch.columns
+                c.storage if isinstance(c.type, pa.BaseExtensionType) else c for c in batch.columns
             ]
             zeros = pa.array(np.zeros(n, dtype=np.int32))
             yield pa.RecordBatch.from_arrays(
@@ -294,7 +294,7 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, target: str, schema: pa.Sche
 
 def _storage_type(typ: pa.DataType) -> pa.DataType:
     # Extension types (e.g. PostgreSQL numeric from ADBC) land as their storage type.
-    return typ.storage_type if isinstance(typ, pa.ExtensionType) else typ
+    return typ.storage_type if isinstance(typ, pa.BaseExtensionType) else typ
 
 
 def _quote_ident(name: str) -> str:

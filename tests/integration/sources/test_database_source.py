@@ -152,6 +152,19 @@ def test_a_watermark_is_not_reused_for_another_column_or_query(db) -> None:
     assert by_id.discover(legacy)[0].watermark_from == "3"
 
 
+def test_a_numeric_watermark_is_compared_as_a_number(db) -> None:
+    """PostgreSQL numeric arrives as text: its maximum must be 10, not '9'."""
+    table = f"{db.prefix}_seq"
+    db.execute(f"CREATE TABLE {table} (id NUMERIC(20,0), note VARCHAR(10))")
+    db.execute(f"INSERT INTO {table} VALUES (9, 'a'), (10, 'b'), (2, 'c')")
+    src = _source(db, table=table, watermark_column="id")
+    _, _, (first,) = _land(src)
+    assert first.rows == 3 and src.new_watermark() == "10"
+    db.execute(f"INSERT INTO {table} VALUES (11, 'd')")
+    _, _, (second,) = _land(src, SourceState(last_watermark="10"))
+    assert second.rows == 1 and src.new_watermark() == "11"
+
+
 def test_unknown_table_is_a_source_error(db) -> None:
     with pytest.raises(SourceError) as err:
         _land(_source(db, table=f"{db.prefix}_missing"))
