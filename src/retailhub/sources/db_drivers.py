@@ -9,6 +9,7 @@ Connection failures are classified here: "server not reachable" is transient
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ import pyarrow as pa
 
 from retailhub.errors import SourceError, SourceUnavailable
 from retailhub.sources.redact import scrub
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 
@@ -151,6 +154,26 @@ def stream_mysql(target: DbTarget, sql: str, source: str, batch_size: int) -> Ba
         conn.close()
         raise error(exc) from None
 
+    invalid_dates: dict[str, int] = {}
+
+    def array(values: tuple[Any, ...], field: pa.Field) -> pa.Array:
+        if pa.types.is_date(field.type) or pa.types.is_timestamp(field.type):
+            # MariaDB's zero dates ('0000-00-00') and other invalid ones come back as text
+            bad = sum(isinstance(v, str) for v in values)
+            if bad:
+                invalid_dates[field.name] = invalid_dates.get(field.name, 0) + bad
+                values = tuple(None if isinstance(v, str) else v for v in values)
+        elif pa.types.is_string(field.type):
+            values = tuple(v if v is None or isinstance(v, str) else str(v) for v in values)
+        try:
+            return pa.array(values, type=field.type)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise SourceError(
+                f"source {source!r}: column {field.name!r} of {target.where} cannot be read "
+                f"as {field.type}: {exc}",
+                source=source,
+            ) from None
+
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             while True:
@@ -159,14 +182,22 @@ def stream_mysql(target: DbTarget, sql: str, source: str, batch_size: int) -> Ba
                 except Exception as exc:
                     raise error(exc) from None
                 if not rows:
-                    return
+                    break
                 columns = list(zip(*rows, strict=True))
                 yield pa.RecordBatch.from_arrays(
-                    [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+                    [array(col, f) for col, f in zip(columns, schema, strict=True)],
                     schema=schema,
                 )
         finally:
             conn.close()
+        for name, count in invalid_dates.items():
+            log.warning(
+                "source %s: %d value(s) of column %s are not valid dates (MariaDB zero dates "
+                "such as 0000-00-00): landed as NULL",
+                source,
+                count,
+                name,
+            )
 
     return schema, batches()
 
@@ -187,7 +218,11 @@ def _mysql_schema(cursor: Any) -> pa.Schema:
         elif code in (T.FLOAT, T.DOUBLE):
             typ = pa.float64()
         elif code in (T.DECIMAL, T.NEWDECIMAL):
-            typ = pa.decimal128(min(38, max(f.length, f.scale + 1)), f.scale)
+            # length counts the sign and the decimal point besides the digits
+            precision = f.length - (1 if f.scale else 0) - (0 if unsigned else 1)
+            precision = max(precision, f.scale, 1)
+            # beyond Arrow's 38 digits the exact text is landed; the layout casts it
+            typ = pa.decimal128(precision, f.scale) if precision <= 38 else pa.string()
         elif code in (T.DATE, T.NEWDATE):
             typ = pa.date32()
         elif code in (T.DATETIME, T.TIMESTAMP):

@@ -165,6 +165,36 @@ def test_a_numeric_watermark_is_compared_as_a_number(db) -> None:
     assert second.rows == 1 and src.new_watermark() == "11"
 
 
+@pytest.mark.parametrize("db", ["mysql"], indirect=True)
+def test_mariadb_zero_dates_and_wide_decimals_land(db, caplog) -> None:
+    """MariaDB hands invalid dates over as text and DECIMAL(65,30) exceeds Arrow's 38 digits:
+    both crashed the extraction without naming the column."""
+    table = f"{db.prefix}_odd"
+    db.execute(
+        f"CREATE TABLE {table} (id INT, shipped DATE, big DECIMAL(65,30), "
+        "wide DECIMAL(40,0), price DECIMAL(10,2) UNSIGNED)"
+    )
+    db.execute(
+        f"INSERT INTO {table} VALUES (1, '0000-00-00', 123456789.123456789012345678901234567890, "
+        "1234567890123456789012345678901234567890, 12.50), (2, '2024-03-01', NULL, 7, 0.05)"
+    )
+    caplog.set_level("WARNING")
+    con, _, (landed,) = _land(_source(db, table=table))
+    assert landed.rows == 2
+    rows = con.sql("SELECT id, shipped, big, wide, price FROM raw ORDER BY id").fetchall()
+    assert rows == [
+        (
+            1,
+            None,
+            "123456789.123456789012345678901234567890",
+            "1234567890123456789012345678901234567890",
+            Decimal("12.50"),
+        ),
+        (2, dt.date(2024, 3, 1), None, "7", Decimal("0.05")),
+    ]
+    assert "1 value(s) of column shipped are not valid dates" in caplog.text
+
+
 def test_unknown_table_is_a_source_error(db) -> None:
     with pytest.raises(SourceError) as err:
         _land(_source(db, table=f"{db.prefix}_missing"))
