@@ -9,6 +9,7 @@ Connection failures are classified here: "server not reachable" is transient
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,12 +86,12 @@ def stream_postgres(target: DbTarget, sql: str, source: str) -> BatchStream:
         conn = adbc.connect(uri)
     except Exception as exc:
         raise error(exc) from None
+    cursor = conn.cursor()
     try:
-        cursor = conn.cursor()
         cursor.execute(sql)
         reader = cursor.fetch_record_batch()
     except Exception as exc:
-        conn.close()
+        _close_adbc(cursor, conn)
         raise error(exc) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -104,10 +105,17 @@ def stream_postgres(target: DbTarget, sql: str, source: str) -> BatchStream:
                     raise error(exc) from None
                 yield batch
         finally:
-            cursor.close()
-            conn.close()
+            _close_adbc(cursor, conn)
 
     return reader.schema, batches()
+
+
+def _close_adbc(cursor: Any, conn: Any) -> None:
+    """Statement first: ADBC refuses (and later prints a traceback from ``__del__``) to close a
+    connection whose statement is still open; a broken connection may refuse both."""
+    for handle in (cursor, conn):
+        with contextlib.suppress(Exception):
+            handle.close()
 
 
 # -- MySQL / MariaDB ------------------------------------------------------------------------------
