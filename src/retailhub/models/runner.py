@@ -169,7 +169,7 @@ def _build_one(
         row = con.sql(f"select count(*) from {relation}").fetchall()[0]
     except duckdb.Error as exc:
         raise ModelError(
-            f"model '{model.name}' ({model.sql_path}) failed: {exc}",
+            f"model '{model.name}' ({model.sql_path}) failed: {_as_written(str(exc), relations)}",
             model=model.name,
             file=str(model.sql_path),
             table=relation,
@@ -248,3 +248,13 @@ def lineage_edges(built: Iterable[BuiltModel]) -> list[tuple[str, str, int]]:
         edges.extend((f"source:{s}", model.name, model.rows) for s in model.sources)
         edges.extend((d, model.name, model.rows) for d in model.depends_on)
     return edges
+
+
+def _as_written(message: str, relations: Mapping[str, str]) -> str:
+    """DuckDB's message with the run's staging table names (``core._rh_stage_<run>__fct_sales``)
+    put back as the model names the SQL file uses (``fct_sales``)."""
+    for name, relation in relations.items():
+        table = relation.rsplit(".", 1)[-1].strip('"')
+        if table != name:
+            message = message.replace(relation, name).replace(table, name)
+    return message

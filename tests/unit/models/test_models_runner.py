@@ -314,3 +314,18 @@ def test_catalog_prefix_builds_into_an_attached_database(con, known_sources):
     assert built["stg_superstore"].schema == "stg"
     assert con.sql("select count(*) from work.core.fct_sales").fetchall() == [(11,)]
     assert test_models(con, list(built.values())) == []
+
+
+def test_a_failing_model_is_reported_by_the_names_its_sql_uses(tmp_path):
+    """Tables placed under the run's staging names must not leak into the message: the user
+    wrote ``ref('base')``, not ``core._rh_stage_<run>__base``."""
+    write_model(tmp_path, "base", "select 1 as x")
+    path = write_model(tmp_path, "uses_base", "select nope from {{ ref('base') }}")
+    con = duckdb.connect()
+    models = [load_model(p) for p in sorted(tmp_path.glob("*.sql"))]
+    staged = {"base": "main._rh_stage_20261207t215048_f718b7__base"}
+    with pytest.raises(ModelError) as info:
+        build_models(con, models, {}, locations=staged)
+    message = str(info.value)
+    assert f"model 'uses_base' ({path}) failed" in message
+    assert "nope" in message and "_rh_stage_" not in message
