@@ -442,3 +442,12 @@ def test_unreachable_database_names_the_host(small_project: Path) -> None:
     result = _bad_run(small_project)
     assert result.returncode == 3
     assert "127.0.0.1:1" in result.stderr
+
+
+def test_check_with_nothing_new_says_so(small_project: Path) -> None:
+    """After a run took every file in, check has nothing to judge: an empty table alone read
+    as if the rules had not run."""
+    result = cli("check", "-p", str(small_project))
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "No new input: every source file or row here is already in the warehouse" in said

@@ -638,6 +638,10 @@ def test_a_killed_run_is_closed_by_the_next_run(demo_project: Path) -> None:
     shown = {r["run_id"]: r["status"] for r in project.runs()}
     assert shown[failed.run_id] == shown[later.run_id] == "interrupted"
     assert project.run_detail(failed.run_id)["run"]["status"] == "interrupted"
+    # a run killed before it could record why says what to do next
+    assert (
+        f"retailhub run --resume {later.run_id}" in project.run_detail(later.run_id)["run"]["error"]
+    )
     if not uses_duckdb(demo_project):  # a writer that holds the lock is running
         with project.open_warehouse(work_db=project.work_db(later.run_id)):
             shown = {r["run_id"]: r["status"] for r in project.runs()}

@@ -153,6 +153,13 @@ def render_report(report: RunReport) -> None:
         for name, rows in sorted(report.tables.items()):
             t.add_row(name, f"{rows:,}")
         out.print(t)
+    nothing_new = report.datasets and all(d.input_rows == 0 for d in report.datasets)
+    if report.command == "check" and report.ok and nothing_new:
+        out.print(
+            "No new input: every source file or row here is already in the warehouse, so "
+            "there was nothing to judge (check judges only what a run would take in next; "
+            "retailhub runs show RUN_ID has an earlier run's scorecard)."
+        )
     if report.up_to_date_with and report.ok:
         out.print(
             f"Warehouse up to date: no new input and no change to the configuration or models "

@@ -449,7 +449,16 @@ def _show_dead_runs(wh: Warehouse, runs: list[dict[str, Any]]) -> list[dict[str,
     if live == "":  # a writer holds the warehouse but does not say for which run
         return runs
     return [
-        {**r, "status": "interrupted"}
+        {
+            **r,
+            "status": "interrupted",
+            # the run could not record why it stopped: say what to do next instead
+            "error": r.get("error")
+            or (
+                "no process runs it any more (killed or crashed); continue it with "
+                f"'retailhub run --resume {r.get('run_id')}' while its scratch database is kept"
+            ),
+        }
         if r.get("status") == "running" and r.get("run_id") != live
         else r
         for r in runs
