@@ -87,6 +87,11 @@ def test_cli_run_prints_top_insights_and_insights_lists_them(demo_project: Path)
     top = fetch(demo_project, "select source_system, text from marts.mart_insights where rank = 1")
     source, text = top[0]
     assert f"1. {source}: {text[:40]}" in " ".join(run.stdout.split())
+    # model warnings (any rank) come under their own heading, after the top insights
+    warned = fetch(demo_project, "select text from marts.mart_insights where severity = 'warning'")
+    assert warned, "the demo data has a forecast that does not beat seasonal naive"
+    said = " ".join(run.stdout.split())
+    assert said.index("Top insights") < said.index("Model warnings") < said.index(warned[0][0][:30])
     listed = cli("insights", "--project", str(demo_project), "--limit", "3")
     assert listed.returncode == EXIT_OK, listed.stderr
     flat = " ".join(listed.stdout.split())

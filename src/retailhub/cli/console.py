@@ -175,9 +175,16 @@ def render_report(report: RunReport) -> None:
             rows = "" if s["rows_out"] is None else f"{s['rows_out']:,}"
             t.add_row(s["task"], s["status"], f"{s['seconds']:.2f}", rows)
         out.print(t)
-    if report.insights:
-        out.print("[bold]Top insights[/]")
-        for i in report.insights:
+    # model warnings (a score not to be trusted) come with the top insights whatever their
+    # rank, under their own heading so the numbering does not seem to skip
+    warnings = [i for i in report.insights if i.get("severity") == "warning"]
+    for heading, items in (
+        ("Top insights", [i for i in report.insights if i not in warnings]),
+        ("Model warnings", warnings),
+    ):
+        if items:
+            out.print(f"[bold]{heading}[/]")
+        for i in items:
             text = " ".join(str(i.get("text", "")).split())  # one line each, however written
             out.print(f"  {i.get('rank', '-')}. {text}")
     style = "green" if report.ok else "red"
