@@ -377,6 +377,10 @@ def test_query_reads_the_warehouse_and_nothing_else(small_project: Path) -> None
     # JSON keys are unique: a repeated column name kept only its last value
     result = cli("query", "-p", str(small_project), "-f", "json", "select 1 as a, 2 as a")
     assert json.loads(result.stdout) == [{"a": 1, "a_2": 2}]
+    # several statements: DuckDB would show only the last one's result (PostgreSQL refuses)
+    result = cli("query", "-p", str(small_project), "select 1 as a; select 2 as b")
+    assert result.returncode == 2 and "one SQL statement at a time" in result.stderr
+    assert cli("query", "-p", str(small_project), "select 1 as a;").returncode == 0
 
 
 def test_generate_does_not_overwrite_data_unless_forced(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from retailhub.errors import WarehouseError, WarehouseUnavailable
+from retailhub.errors import UsageError, WarehouseError, WarehouseUnavailable
 from retailhub.warehouse.base import (
     SCHEMAS,
     STAGE_PREFIX,
@@ -63,6 +63,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> None:
         self.path = path
         self.read_only = read_only
+        self._ad_hoc = False  # confine_to_warehouse(): a person's SQL, one statement
         target = ":memory:" if path is None else str(path)
         if path is not None and not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +218,8 @@ class DuckDBWarehouse(Warehouse):
             self._con.execute(sql, list(params))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        if self._ad_hoc:
+            self._require_one_statement(sql)
         with self._damage_named():
             cur = self._con.cursor()
             try:
@@ -249,6 +252,20 @@ class DuckDBWarehouse(Warehouse):
         # A read-only connection still writes files: COPY ... TO 'retailhub.yaml' replaced
         # the project file. Once off, external access cannot be turned back on by the SQL.
         self._con.execute("set enable_external_access = false")
+        self._ad_hoc = True
+
+    def _require_one_statement(self, sql: str) -> None:
+        """DuckDB runs every statement of a string and returns the last result, so the first
+        ones' results would vanish unseen (PostgreSQL refuses such a string outright)."""
+        try:
+            count = len(self._con.extract_statements(sql))
+        except duckdb.Error:
+            return  # not parseable: executing it reports the syntax error
+        if count > 1:
+            raise UsageError(
+                f"one SQL statement at a time, please: got {count} (only the last one's result "
+                "would be shown); run them one by one"
+            )
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):  # closing twice
