@@ -23,9 +23,6 @@ from retailhub.sources.records import TextBatcher, dig
 from retailhub.sources.redact import redact_url
 
 log = logging.getLogger(__name__)
-# httpx logs every request's full URL at INFO, query secrets (api_key=...) included; this
-# module logs the redacted URL itself.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class HttpSource:
@@ -55,6 +52,9 @@ class HttpSource:
         headers = dict(self.config.headers)
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        # httpx logs every request's full URL at INFO, query secrets (api_key=...) included;
+        # this module logs the redacted URL itself
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         client = httpx.Client(timeout=self.config.timeout_s, headers=headers, follow_redirects=True)
         pages = self._pages(client, token)
         batcher = TextBatcher(self.name, self.config.fields)

@@ -272,3 +272,12 @@ def test_numbers_keep_every_digit(api) -> None:
     )
     con, _ = _land(_source(f"{api.url}/n"))
     assert con.sql("SELECT amount, rate FROM raw").fetchall() == [("12345678901234567.89", "1E-7")]
+
+
+def test_query_secrets_stay_out_of_every_log_line(api, caplog) -> None:
+    """httpx logs each request's full URL at INFO: with -v a client_secret reached the log."""
+    caplog.set_level("DEBUG")
+    api.handler = lambda req: api.Reply(body=[{"id": 1}])
+    _land(_source(f"{api.url}/o", params={"client_secret": "cs-Very-Secret-9"}))
+    assert api.requests[0].params["client_secret"] == "cs-Very-Secret-9"  # still sent
+    assert "cs-Very-Secret-9" not in caplog.text
