@@ -12,6 +12,8 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -185,6 +187,40 @@ class HttpSourceConfig(_SourceBase):
         return self
 
 
+Lookback = timedelta | Decimal
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)\s*$", re.IGNORECASE)
+_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_lookback(value: str | float | int | None) -> Lookback | None:
+    """``'15m'``/``'2h'``/``'1d'``/``'30s'`` for a time watermark, a number for a numeric one.
+
+    Raises ValueError (a configuration error) for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("watermark_lookback must be a duration such as '15m' or a number")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("watermark_lookback must not be negative")
+        return Decimal(str(value))
+    match = _DURATION.match(value)
+    if match:
+        return timedelta(seconds=float(match[1]) * _SECONDS[match[2].lower()])
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        raise ValueError(
+            f"watermark_lookback {value!r}: expected a duration (30s, 15m, 2h, 1d) for a time "
+            "watermark or a number for a numeric one"
+        ) from None
+    if number < 0:
+        raise ValueError("watermark_lookback must not be negative")
+    return number
+
+
 class DatabaseSourceConfig(_SourceBase):
     """A table or query in PostgreSQL or MySQL/MariaDB, optionally extracted incrementally."""
 
@@ -194,6 +230,9 @@ class DatabaseSourceConfig(_SourceBase):
     table: str | None = None
     query: str | None = None
     watermark_column: str | None = None
+    #: re-read rows this far below the stored watermark (``15m``, ``2h``, ``1d`` for a time
+    #: column, a number for a numeric one), for rows that commit late with an older value
+    watermark_lookback: str | float | None = None
     batch_size: int = Field(default=50_000, gt=0)
 
     @model_validator(mode="after")
@@ -211,7 +250,16 @@ class DatabaseSourceConfig(_SourceBase):
             raise ValueError("url has no host")
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of table or query")
+        if self.watermark_lookback is not None:
+            if not self.watermark_column:
+                raise ValueError("watermark_lookback needs a watermark_column")
+            parse_lookback(self.watermark_lookback)  # raises ValueError naming what it expects
         return self
+
+    @property
+    def lookback(self) -> Lookback | None:
+        """``watermark_lookback`` parsed: a timedelta, a Decimal, or None."""
+        return parse_lookback(self.watermark_lookback)
 
     @property
     def dialect(self) -> Literal["postgresql", "mysql"]:

@@ -30,7 +30,7 @@ class InputUnit:
     checksum: str | None  # sha256 hex of the file bytes; None for API and database units
     bytes: int | None
     modified_at: datetime | None  # file mtime (UTC)
-    watermark_from: str | None = None  # database: exclusive lower bound used for this unit
+    watermark_from: str | None = None  # database: the stored watermark this unit reads from
     #: The name the ledger and ``_source_file`` record, when it is not ``uri``: a file's real
     #: path relative to the project when its source's pattern is relative, so a project moved
     #: or cloned elsewhere still knows its files (see ``files.match_files``).
@@ -38,6 +38,9 @@ class InputUnit:
     #: For a file ingested before whose bytes changed: the name its earlier version was
     #: recorded under (its rows are the ones a correction replaces).
     replaces: str | None = None
+    #: database: fingerprints of the rows the stored watermark's extraction read in its window
+    #: (re-read now and dropped); None when it was stored without them (read strictly above)
+    watermark_seen: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def recorded_as(self) -> str:
@@ -54,6 +57,8 @@ class SourceState:
     # the unit that stored last_watermark (None: not known): a watermark belongs to one
     # relation and column, and means nothing for another
     watermark_uri: str | None = None
+    # fingerprints of the rows in the stored watermark's window (see sources.watermark)
+    watermark_window: frozenset[str] | None = None
     # recorded name -> checksum of the version of that file ingested last: a file whose bytes differ
     # from it is a changed file, even if those bytes were ingested once before (a revert)
     latest_checksums: dict[str, str] = field(default_factory=dict)
@@ -79,6 +84,11 @@ class Source(Protocol):
 
     def new_watermark(self) -> str | None:
         """After ``open`` was drained: the highest watermark seen (database sources only)."""
+        ...
+
+    def watermark_window(self) -> list[str]:
+        """After ``open`` was drained: fingerprints of the rows in the new watermark's window
+        (database sources only; see :mod:`retailhub.sources.watermark`)."""
         ...
 
 

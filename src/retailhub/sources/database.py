@@ -1,29 +1,28 @@
 """A table or query in PostgreSQL or MySQL/MariaDB, optionally extracted incrementally.
 
-With ``watermark_column`` set, each extraction reads only rows whose watermark is strictly greater
-than the one the ledger stored after the previous run, and ``new_watermark()`` reports the highest
-value seen so the pipeline can store it once the run is published. Rows that arrive later with a
-watermark equal to or below the stored one are not picked up: use a monotonically increasing
-column (an identity, or an insert/update timestamp that only moves forward).
+With ``watermark_column`` set, each extraction reads the rows from the watermark the ledger
+stored after the previous run (inclusive, less ``watermark_lookback``), drops those it read
+before (see :mod:`retailhub.sources.watermark`), and reports the highest value seen and the
+fingerprints of its window, which the pipeline stores once the run is published.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from retailhub.config.sources import DatabaseSourceConfig
 from retailhub.errors import ConfigError, SourceError
 from retailhub.sources.base import InputUnit, SourceState
 from retailhub.sources.db_drivers import DbTarget, stream_mysql, stream_postgres
+from retailhub.sources.watermark import WatermarkWindow, lower_bound
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_PORT = {"postgresql": 5432, "mysql": 3306}
 _DEFAULT_PASSWORD_ENV = {"postgresql": "PGPASSWORD", "mysql": "MYSQL_PWD"}
@@ -34,7 +33,7 @@ class DatabaseSource:
 
     def __init__(self, config: DatabaseSourceConfig) -> None:
         self.config = config
-        self._watermark: str | None = None
+        self._window: WatermarkWindow | None = None
 
     @property
     def name(self) -> str:
@@ -63,25 +62,38 @@ class DatabaseSource:
                 "dataset)",
                 key=f"sources.{self.name}.watermark_column",
             )
-        return [InputUnit(self.name, uri, None, None, None, start)]
+        seen = state.watermark_window if start is not None else None
+        return [InputUnit(self.name, uri, None, None, None, start, watermark_seen=seen)]
 
     def new_watermark(self) -> str | None:
-        return self._watermark
+        return self._window.watermark if self._window is not None else None
+
+    def watermark_window(self) -> list[str]:
+        return self._window.window() if self._window is not None else []
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         target = self._target(with_password=True)
-        sql = self.extraction_sql(unit.watermark_from)
-        self._watermark = unit.watermark_from
+        cfg = self.config
+        seen = unit.watermark_seen
+        sql = self.extraction_sql(unit.watermark_from, inclusive=bool(seen))
+        if cfg.watermark_column:
+            self._window = WatermarkWindow(
+                cfg.watermark_column, stored=unit.watermark_from, seen=seen, lookback=cfg.lookback
+            )
         if target.dialect == "postgresql":
             schema, batches = stream_postgres(target, sql, self.name)
         else:
-            schema, batches = stream_mysql(target, sql, self.name, self.config.batch_size)
-        if self.config.watermark_column:
+            schema, batches = stream_mysql(target, sql, self.name, cfg.batch_size)
+        if self._window is not None:
             batches = self._track_watermark(self._watermark_index(schema), batches)
         return pa.RecordBatchReader.from_batches(schema, batches)
 
-    def extraction_sql(self, watermark_from: str | None) -> str:
-        """The SELECT sent to the server (no secrets in it, so it may appear in errors)."""
+    def extraction_sql(self, watermark_from: str | None, *, inclusive: bool = False) -> str:
+        """The SELECT sent to the server (no secrets in it, so it may appear in errors).
+
+        ``inclusive``: from the stored watermark on, less the lookback (the ledger holds the
+        window of rows read before); else strictly above it (a watermark stored without one).
+        """
         dialect = self.config.dialect
         if self.config.table is not None:
             relation = ".".join(_quote_ident(p, dialect) for p in self.config.table.split("."))
@@ -92,7 +104,11 @@ class DatabaseSource:
         sql = f"SELECT * FROM {relation}"
         if self.config.watermark_column and watermark_from is not None:
             column = _quote_ident(self.config.watermark_column, dialect)
-            sql += f" WHERE {column} > {_quote_literal(watermark_from, dialect)}"
+            if inclusive:
+                bound = lower_bound(watermark_from, self.config.lookback)
+                sql += f" WHERE {column} >= {_quote_literal(bound, dialect)}"
+            else:
+                sql += f" WHERE {column} > {_quote_literal(watermark_from, dialect)}"
         return sql
 
     def _watermark_index(self, schema: pa.Schema) -> int:
@@ -109,15 +125,36 @@ class DatabaseSource:
     def _track_watermark(
         self, index: int, batches: Iterator[pa.RecordBatch]
     ) -> Iterator[pa.RecordBatch]:
-        """Pass batches through, keeping the running maximum of the watermark column."""
-        best: Any = None
-        for batch in batches:
-            column = batch.column(index)
-            value = _column_max(column) if len(column) else None
-            if value is not None and (best is None or value > best):
-                best = value
-                self._watermark = _watermark_text(best)
-            yield batch
+        """Pass the batches on less the rows read before, tracking the watermark's window."""
+        window = self._window
+        assert window is not None
+        try:
+            for batch in batches:
+                kept = window.filter(batch, index)
+                if kept.num_rows:
+                    yield kept
+        finally:
+            # on an error here the driver's stream must end now, not when collected: an
+            # unfinished MariaDB result keeps the table locked against DDL meanwhile
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        if window.skipped:
+            log.info(
+                "source %s: %d row(s) at or below the stored watermark %s were read before "
+                "and are skipped",
+                self.name,
+                window.skipped,
+                window.stored,
+            )
+        if window.nulls and window.stored is None:
+            log.warning(
+                "source %s: %d row(s) have no %s (NULL): this first extraction reads them, "
+                "later ones cannot tell new such rows from old and do not read them",
+                self.name,
+                window.nulls,
+                window.column,
+            )
 
     def _target(self, *, with_password: bool) -> DbTarget:
         cfg = self.config
@@ -155,24 +192,3 @@ def _quote_literal(value: str, dialect: str) -> str:
     if dialect == "mysql":
         value = value.replace("\\", "\\\\")
     return "'" + value.replace("'", "''") + "'"
-
-
-def _column_max(column: pa.Array) -> Any:
-    """The largest value of a watermark column. PostgreSQL ``numeric`` arrives as an opaque
-    extension type over its text, whose largest string is not the largest number
-    ('9' > '10'), so it is compared as decimals."""
-    if isinstance(column.type, pa.BaseExtensionType):
-        numeric = getattr(column.type, "type_name", None) == "numeric"
-        column = column.storage
-        if numeric:
-            values = [Decimal(v) for v in column.to_pylist() if v is not None]
-            return max(values) if values else None
-    return pc.max(column).as_py()
-
-
-def _watermark_text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)

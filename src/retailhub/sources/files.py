@@ -53,6 +53,9 @@ class FileSource(Generic[ConfigT]):
     def new_watermark(self) -> str | None:
         return None
 
+    def watermark_window(self) -> list[str]:
+        return []
+
 
 def match_files(
     pattern: str, project_dir: Path, source: str, *, absolute_names: bool = False

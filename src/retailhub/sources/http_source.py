@@ -45,6 +45,9 @@ class HttpSource:
     def new_watermark(self) -> str | None:
         return None
 
+    def watermark_window(self) -> list[str]:
+        return []
+
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         import httpx
 

@@ -283,14 +283,28 @@ class Ledger:
         )
         return {str(uri): (str(checksum), str(run_id)) for uri, checksum, run_id in res.rows}
 
-    def last_watermark(self, source: str) -> tuple[str, str] | None:
-        """The latest stored watermark of ``source`` and the unit (relation) it was taken on."""
+    def last_watermark(self, source: str) -> tuple[str, str, frozenset[str] | None] | None:
+        """The latest stored watermark of ``source``, the unit (relation) it was taken on, and
+        the fingerprints of its window's rows (None: stored without them, by an older
+        retailhub or on a warehouse whose ledger lacks the table)."""
         res = self.wh.query(
-            "select watermark, uri from meta.ingested_files where source = ? "
+            "select watermark, uri, run_id from meta.ingested_files where source = ? "
             "and watermark is not null order by arrived_at desc limit 1",
             [source],
         )
-        return (res.rows[0][0], res.rows[0][1]) if res.rows else None
+        if not res.rows:
+            return None
+        watermark, uri, run_id = res.rows[0]
+        window = None
+        if self.wh.table_exists("meta.watermark_windows"):
+            found = self.wh.query(
+                "select row_hashes from meta.watermark_windows where source = ? and run_id = ? "
+                "and watermark = ?",
+                [source, run_id, watermark],
+            ).rows
+            if found:
+                window = frozenset(str(found[0][0]).split())
+        return watermark, uri, window
 
     def previous_accepted_rows(self, dataset: str) -> int | None:
         res = self.wh.query(

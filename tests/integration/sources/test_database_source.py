@@ -165,6 +165,95 @@ def test_a_numeric_watermark_is_compared_as_a_number(db) -> None:
     assert second.rows == 1 and src.new_watermark() == "11"
 
 
+def _next_state(src, unit) -> SourceState:
+    """What the ledger hands the next extraction after ``src`` read ``unit``."""
+    return SourceState(
+        last_watermark=src.new_watermark(),
+        watermark_uri=unit.uri,
+        watermark_window=frozenset(src.watermark_window()),
+    )
+
+
+def test_rows_at_the_stored_watermark_are_read_once(db) -> None:
+    """A row committed after an extraction with the watermark it had reached (the same
+    second) used to be skipped for good; read from the watermark inclusive, the rows read
+    before are recognised by their fingerprints and dropped."""
+    table = _create_orders(db)
+    src = _source(db, table=table, watermark_column="updated_at")
+    _, (unit,), (first,) = _land(src)
+    assert first.rows == 3 and src.new_watermark() == "2024-01-02 09:00:00"
+    assert len(src.watermark_window()) == 1  # row 3, alone at the highest value
+    _insert(
+        db,
+        table,
+        [
+            (4, "22423", 1, "12.75", "2024-01-02 09:00:00"),  # same second as row 3
+            (5, "POST", 1, "18.00", "2024-01-02 09:30:00"),
+        ],
+    )
+    state = _next_state(src, unit)
+    assert ">= '2024-01-02 09:00:00'" in src.extraction_sql(state.last_watermark, inclusive=True)
+    con, (unit,), (second,) = _land(src, state)
+    assert con.sql("SELECT id FROM raw ORDER BY id").fetchall() == [(4,), (5,)]
+    assert second.rows == 2 and second.watermark_to == "2024-01-02 09:30:00"
+    _insert(db, table, [(6, "M", 2, "1.00", "2024-01-02 09:30:00")])
+    con, (unit,), (third,) = _land(src, _next_state(src, unit))
+    assert con.sql("SELECT id FROM raw").fetchall() == [(6,)] and third.rows == 1
+    # nothing new: row 5 and 6 are read again and dropped, the watermark stays
+    state = _next_state(src, unit)
+    assert len(state.watermark_window or ()) == 2
+    _, _, (fourth,) = _land(src, state)
+    assert fourth.rows == 0 and src.new_watermark() == "2024-01-02 09:30:00"
+
+
+def test_a_lookback_reads_rows_that_committed_late_with_an_older_value(db) -> None:
+    table = _create_orders(db)
+    src = _source(db, table=table, watermark_column="updated_at", watermark_lookback="1h")
+    _, (unit,), _ = _land(src)
+    # the window is every row within an hour of the highest value: row 3 only (09:00)
+    assert len(src.watermark_window()) == 1
+    _insert(db, table, [(7, "LATE", 1, "9.99", "2024-01-02 08:30:00")])
+    state = _next_state(src, unit)
+    assert ">= '2024-01-02 08:00:00'" in src.extraction_sql(state.last_watermark, inclusive=True)
+    con, (unit,), (second,) = _land(src, state)
+    assert con.sql("SELECT id FROM raw").fetchall() == [(7,)] and second.rows == 1
+    assert src.new_watermark() == "2024-01-02 09:00:00"  # row 3, read again, is still the top
+    assert len(src.watermark_window()) == 2  # rows 3 and 7
+    _, _, (third,) = _land(src, _next_state(src, unit))
+    assert third.rows == 0
+
+
+def test_a_numeric_lookback_on_an_integer_watermark(db) -> None:
+    table = _create_orders(db)
+    src = _source(
+        db, query=f"SELECT id, sku FROM {table}", watermark_column="id", watermark_lookback=2
+    )
+    _, (unit,), _ = _land(src)
+    assert len(src.watermark_window()) == 3  # ids 1..3 are within 2 of 3
+    db.execute(f"DELETE FROM {table} WHERE id = 1")
+    _insert(db, table, [(2 + 100, "X", 1, "1.00", "2024-01-05 00:00:00")])
+    con, _, (second,) = _land(src, _next_state(src, unit))
+    assert con.sql("SELECT id FROM raw").fetchall() == [(102,)] and second.rows == 1
+
+
+def test_a_lookback_of_the_wrong_kind_names_the_column(db) -> None:
+    table = _create_orders(db)
+    src = _source(db, table=table, watermark_column="id", watermark_lookback="15m")
+    with pytest.raises(SourceError, match="watermark_lookback as a number"):
+        _land(src)
+
+
+def test_null_watermarks_are_read_once_with_a_warning(db, caplog) -> None:
+    table = f"{db.prefix}_nulls"
+    db.execute(f"CREATE TABLE {table} (id INTEGER, changed INTEGER)")
+    db.execute(f"INSERT INTO {table} VALUES (1, 5), (2, NULL), (3, NULL)")
+    src = _source(db, table=table, watermark_column="changed")
+    with caplog.at_level("WARNING", logger="retailhub.sources.database"):
+        _, _, (first,) = _land(src)
+    assert first.rows == 3 and src.new_watermark() == "5"
+    assert "2 row(s) have no changed (NULL)" in caplog.text
+
+
 @pytest.mark.parametrize("db", ["mysql"], indirect=True)
 def test_mariadb_zero_dates_and_wide_decimals_land(db, caplog) -> None:
     """MariaDB hands invalid dates over as text and DECIMAL(65,30) exceeds Arrow's 38 digits:
@@ -283,19 +372,32 @@ def test_incremental_runs_through_the_pipeline_and_its_ledger(db, tmp_path) -> N
 
     first = write("updated_at").run()
     assert first.ok, first.error
-    _insert(db, table, [(4, "22423", 1, "12.75", "2024-01-03 08:00:00")])
+    _insert(
+        db,
+        table,
+        [
+            (4, "22423", 1, "12.75", "2024-01-03 08:00:00"),
+            (5, "TIE", 2, "1.00", "2024-01-02 09:00:00"),  # committed late, at the watermark
+        ],
+    )
     second = write("updated_at").run()
     assert second.ok, second.error
+    nothing_new = write("updated_at").run()
+    assert nothing_new.ok, nothing_new.error
     project = write("updated_at")
     with project.open_warehouse(read_only=True) as wh:
         per_run = wh.query(
-            "select f.rows, f.watermark from meta.ingested_files f where f.source = 'erp' "
+            "select f.rows, f.watermark, w.rows from meta.ingested_files f "
+            "join meta.watermark_windows w using (run_id, source) where f.source = 'erp' "
             "order by f.arrived_at"
         ).rows
-    assert [(int(r), w) for r, w in per_run] == [
-        (3, "2024-01-02 09:00:00"),
-        (1, "2024-01-03 08:00:00"),
+        ids = wh.query("select id from raw.orders order by id").rows
+    # the run that found nothing recorded nothing: its watermark and window stay in force
+    assert [tuple(int(v) if k != 1 else v for k, v in enumerate(r)) for r in per_run] == [
+        (3, "2024-01-02 09:00:00", 1),
+        (2, "2024-01-03 08:00:00", 1),
     ]
+    assert [int(i) for (i,) in ids] == [1, 2, 3, 4, 5]
     third = write("id").run()
     assert not third.ok
     assert "stored watermark '2024-01-03 08:00:00' was taken on" in (third.error or "")

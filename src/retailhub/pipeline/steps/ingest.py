@@ -28,11 +28,12 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     source = build_source(cfg, ctx.project.root)
     ledger = Ledger(ctx.warehouse)
     known = ledger.ingested_files(name)
-    watermark, watermark_uri = ledger.last_watermark(name) or (None, None)
+    watermark, watermark_uri, window = ledger.last_watermark(name) or (None, None, None)
     state = SourceState(
         ingested_checksums=ledger.ingested_checksums(name),
         last_watermark=watermark,
         watermark_uri=watermark_uri,
+        watermark_window=window,
         latest_checksums={uri: checksum for uri, (checksum, _run) in known.items()},
     )
     units = source.discover(state)
@@ -66,6 +67,9 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         progress=lambda rows: ctx.progress.task_advanced(task.name, rows),
         check_columns=check_columns,
     )
+    # an extraction from a stored watermark that found nothing new records nothing: the
+    # stored watermark and its window stay the ones to start from
+    landed = [u for u in landed if u.rows or u.watermark_from is None]
     watermark = source.new_watermark() if landed else None
     rows = sum(u.rows for u in landed)
     return TaskOutput(
@@ -76,12 +80,30 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             "dataset": cfg.dataset or cfg.layout,
             "table": table if landed else None,
             "watermark": watermark,
+            "watermark_window": _keep_window(ctx, name, source.watermark_window())
+            if watermark
+            else None,
             "units": [_unit_dict(u) for u in landed],
             # files whose earlier version's rows this run's rows replace (on_changed_file)
             "replaces": [u.replaces for u in changed],
             "skipped_unchanged": _skipped(source, state, len(units)),
         },
     )
+
+
+def _keep_window(ctx: RunContext, source: str, fingerprints: list[str]) -> str:
+    """A scratch table holding the new watermark's window until the publish records it (a
+    window with a lookback can hold many rows: too many for the task's JSON payload)."""
+    import pyarrow as pa
+
+    table = work("landing", f"{source}__watermark_window")
+    rows = pa.table({"row_hash": pa.array(fingerprints, pa.string())})
+    ctx.con.register("__rh_window", rows)
+    try:
+        ctx.con.execute(f"create or replace table {table} as select * from __rh_window")
+    finally:
+        ctx.con.unregister("__rh_window")
+    return table
 
 
 def _refuse_changed_files(

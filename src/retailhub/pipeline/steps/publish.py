@@ -26,6 +26,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     now = utcnow()
     lineage: list[dict] = []
     files: list[dict] = []
+    windows: list[dict] = []
     plan_tasks = list(ctx.outputs)
     for name in plan_tasks:
         if name.startswith(f"{INGEST}:"):
@@ -33,6 +34,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             for u in p.get("units", []):
                 files.append(_file_row(ctx.run_id, p, u))
                 lineage.append(_edge(ctx.run_id, u["uri"], f"raw.{p['dataset']}", u["rows"], now))
+            if p.get("watermark_window"):
+                windows.append(_window_row(ctx, p))
     for name in plan_tasks:
         if not name.startswith(f"{VALIDATE}:"):
             continue
@@ -77,6 +80,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             for src in [*m.get("depends_on", ()), *(f"raw.{s}" for s in m.get("sources", ()))]:
                 lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
     batch.rows["meta.ingested_files"] = files
+    if windows:
+        batch.rows["meta.watermark_windows"] = windows
     batch.rows["meta.lineage"] = lineage
     # -- production publishing: keys, pseudonyms, increments, audit rows ----------------------
     built = [
@@ -119,6 +124,24 @@ def _file_row(run_id: str, ingest: dict, unit: dict) -> dict:
         "modified_at": _ts(unit.get("modified_at")),
         "arrived_at": _ts(unit.get("arrived_at")),
         "watermark": ingest.get("watermark"),
+    }
+
+
+def _window_row(ctx: RunContext, ingest: dict) -> dict:
+    table = ingest["watermark_window"]
+    if not table_exists(ctx, table):
+        raise WarehouseError(
+            f"run {ctx.run_id}: the watermark window of source '{ingest['source']}' ({table}) "
+            "is gone (another run has published since this one failed); start a new run",
+            table=table,
+        )
+    hashes = [h for (h,) in ctx.con.execute(f"select row_hash from {table}").fetchall()]
+    return {
+        "run_id": ctx.run_id,
+        "source": ingest["source"],
+        "watermark": ingest["watermark"],
+        "rows": len(hashes),
+        "row_hashes": " ".join(hashes),
     }
 
 
