@@ -353,17 +353,24 @@ def test_unreachable_server_is_unavailable_naming_host_port(scheme, monkeypatch)
     assert err.value.transient is True
 
 
-def test_incremental_runs_through_the_pipeline_and_its_ledger(db, tmp_path) -> None:
-    """Two runs read only the new rows, by the watermark the ledger stored; changing the
-    watermark column then stops the run (exit 2) instead of comparing ids with a timestamp."""
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_incremental_runs_through_the_pipeline_and_its_ledger(
+    db, warehouse, tmp_path, request
+) -> None:
+    """Two runs read only the new rows, by the watermark the ledger stored (a row committed
+    late at that watermark included); changing the watermark column then stops the run
+    (exit 2) instead of comparing ids with a timestamp."""
     from retailhub.pipeline.project import Project
 
     table = _create_orders(db)
     project_file = tmp_path / "retailhub.yaml"
+    target = ""
+    if warehouse == "postgres":
+        target = f"warehouse:\n  url: {request.getfixturevalue('pg_db').url}\n"
 
     def write(column: str) -> Project:
         project_file.write_text(
-            f"project: t\nsources:\n  erp:\n    type: database\n    url: {db.url}\n"
+            f"project: t\n{target}sources:\n  erp:\n    type: database\n    url: {db.url}\n"
             f"    table: {table}\n    layout: none\n    dataset: orders\n"
             f"    watermark_column: {column}\n",
             encoding="utf-8",
