@@ -157,7 +157,7 @@ class PagingConfig(BaseModel):
 
 
 class HttpSourceConfig(_SourceBase):
-    """A JSON HTTP API read page by page; the bearer token comes from ``token_env``."""
+    """A JSON HTTP API read page by page; its token comes from the variable ``token_env``."""
 
     type: Literal["http"] = "http"
     url: str
@@ -165,6 +165,12 @@ class HttpSourceConfig(_SourceBase):
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
     token_env: str | None = None
+    #: where the token goes: this header (``Authorization``, as ``Bearer <token>``, unless
+    #: ``token_prefix`` says otherwise; another header gets the token as it is) ...
+    token_header: str = "Authorization"
+    token_prefix: str | None = None
+    #: ... or this query parameter instead (``api_key``), masked wherever the URL is shown
+    token_param: str | None = None
     records_path: str = ""
     paging: PagingConfig = Field(default_factory=PagingConfig)
     timeout_s: float = Field(default=30.0, gt=0)
@@ -182,9 +188,25 @@ class HttpSourceConfig(_SourceBase):
             if header.lower() in _SECRET_HEADERS:
                 raise ValueError(
                     f"header {header!r} carries a credential: put the token in an environment "
-                    "variable and name it with token_env"
+                    f"variable, name it with token_env and set token_header: {header}"
                 )
+        placed = self.token_param is not None or "token_header" in self.model_fields_set
+        if placed and not self.token_env:
+            raise ValueError("token_header/token_param need token_env (the token's variable)")
+        if self.token_param is not None and "token_header" in self.model_fields_set:
+            raise ValueError("give token_header or token_param, not both")
         return self
+
+    def token_placement(self, token: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, query params) that carry ``token``."""
+        if self.token_param is not None:
+            return {}, {self.token_param: token}
+        prefix = self.token_prefix
+        if prefix is None:
+            prefix = "Bearer " if self.token_header.lower() == "authorization" else ""
+        elif prefix and not prefix.endswith(" "):
+            prefix += " "
+        return {self.token_header: prefix + token}, {}
 
 
 Lookback = timedelta | Decimal

@@ -68,13 +68,17 @@ def request_json(
     source: str,
     secrets: tuple[str | None, ...],
     what: str,
+    secret_params: tuple[str, ...] = (),
 ) -> Any:
-    """Send one request (retrying transient failures) and return the decoded JSON body."""
+    """Send one request (retrying transient failures) and return the decoded JSON body.
+
+    ``secrets`` are masked wherever they appear in a message; ``secret_params`` are query
+    parameters whose values are masked in the URL shown, whatever their name."""
     import httpx
 
     # Merge (not replace) the query: httpx drops a URL's own query string when params are given.
     target = httpx.URL(url).copy_merge_params(params) if method == "GET" else httpx.URL(url)
-    shown = redact_url(str(target))
+    shown = scrub(redact_url(str(target), secret_params), secrets)
     last_problem = "no attempt made"
     for attempt in range(policy.max_retries + 1):
         delay: float | None = None

@@ -54,7 +54,7 @@ class HttpSource:
         token = self._token()
         headers = dict(self.config.headers)
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers.update(self.config.token_placement(token)[0])
         # httpx logs every request's full URL at INFO, query secrets (api_key=...) included;
         # this module logs the redacted URL itself
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -89,6 +89,8 @@ class HttpSource:
         """Yield (records, label) per page until the paging rule says the result is complete."""
         cfg, paging = self.config, self.config.paging
         params: dict[str, Any] = dict(cfg.params)
+        if token:
+            params.update(cfg.token_placement(token)[1])
         if paging.type != "none" and paging.size_param and paging.page_size:
             params[paging.size_param] = paging.page_size
         page_no, offset, cursor = paging.start_page, 0, None
@@ -111,6 +113,7 @@ class HttpSource:
                 policy=self.policy,
                 source=self.name,
                 secrets=(token,),
+                secret_params=(cfg.token_param,) if cfg.token_param else (),
                 what=label,
             )
             records = self._records(document, label)

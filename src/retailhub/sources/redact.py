@@ -7,7 +7,7 @@ goes through these helpers before it is put into a message.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameters that usually carry a credential: any name containing one of these
@@ -21,8 +21,10 @@ def is_secret_param(name: str) -> bool:
     return any(fragment in lowered for fragment in _SECRET_FRAGMENTS)
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` without a password in the authority and with secret query values masked."""
+def redact_url(url: str, secret_params: Iterable[str] = ()) -> str:
+    """Return ``url`` without a password in the authority and with secret query values masked
+    (by name, and the parameters named in ``secret_params`` whatever their name)."""
+    named = {p.lower() for p in secret_params}
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -36,7 +38,7 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = [
-            (k, MASK if is_secret_param(k) else v)
+            (k, MASK if is_secret_param(k) or k.lower() in named else v)
             for k, v in parse_qsl(query, keep_blank_values=True)
         ]
         query = urlencode(pairs, safe="*")
@@ -44,8 +46,10 @@ def redact_url(url: str) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each (non-trivial) secret in ``text`` with ``***``."""
+    """Replace every occurrence of each (non-trivial) secret in ``text`` with ``***``, also
+    as it appears percent-encoded in a URL (a token with ``+``, ``/`` or ``=`` in it)."""
     for secret in secrets:
         if secret and len(secret) >= 3:
-            text = text.replace(secret, MASK)
+            for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+                text = text.replace(form, MASK)
     return text

@@ -281,3 +281,54 @@ def test_query_secrets_stay_out_of_every_log_line(api, caplog) -> None:
     _land(_source(f"{api.url}/o", params={"client_secret": "cs-Very-Secret-9"}))
     assert api.requests[0].params["client_secret"] == "cs-Very-Secret-9"  # still sent
     assert "cs-Very-Secret-9" not in caplog.text
+
+
+def test_token_in_an_api_key_header(api, monkeypatch) -> None:
+    monkeypatch.setenv("SHOP_KEY", TOKEN)
+    api.handler = lambda req: (
+        api.Reply(body=[{"id": 1}])
+        if req.headers.get("x-api-key") == TOKEN and "authorization" not in req.headers
+        else api.Reply(401, {"error": "unauthorized"})
+    )
+    _, (unit,) = _land(_source(f"{api.url}/o", token_env="SHOP_KEY", token_header="X-API-Key"))
+    assert unit.rows == 1
+
+
+def test_token_with_another_authorization_scheme(api, monkeypatch) -> None:
+    monkeypatch.setenv("SHOP_KEY", TOKEN)
+    api.handler = lambda req: (
+        api.Reply(body=[{"id": 1}])
+        if req.headers.get("authorization") == f"Token {TOKEN}"
+        else api.Reply(401, {"error": "unauthorized"})
+    )
+    _, (unit,) = _land(_source(f"{api.url}/o", token_env="SHOP_KEY", token_prefix="Token"))
+    assert unit.rows == 1
+
+
+def test_token_in_a_query_parameter_is_masked_even_url_encoded(api, monkeypatch, caplog) -> None:
+    """A parameter named ``k`` does not look secret, and a token with ``+/=`` appears
+    percent-encoded in the URL: both are still masked."""
+    token = "ab+cd/ef=="
+    monkeypatch.setenv("SHOP_KEY", token)
+    caplog.set_level("DEBUG")
+    api.handler = lambda req: api.Reply(503, {"error": "busy"})
+    src = _source(f"{api.url}/o", token_env="SHOP_KEY", token_param="k", max_retries=1)
+    with pytest.raises(SourceUnavailable) as err:
+        _land(src)
+    assert api.requests[0].params["k"] == token  # sent, decoded by the server
+    assert "k=***" in str(err.value)
+    for text in (str(err.value), caplog.text):
+        assert token not in text and "ab%2Bcd" not in text and "ab+cd" not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"token_header": "X-API-Key"}, "need token_env"),
+        ({"token_env": "T", "token_header": "X-Key", "token_param": "k"}, "not both"),
+        ({"headers": {"X-API-Key": "abc"}}, "token_header: X-API-Key"),
+    ],
+)
+def test_token_placement_config_errors(raw, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _source("http://127.0.0.1:9/o", **raw)
