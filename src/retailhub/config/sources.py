@@ -178,6 +178,13 @@ class HttpSourceConfig(_SourceBase):
     backoff_s: float = Field(default=0.5, ge=0)
     max_pages: int | None = Field(default=None, gt=0)
     fields: list[str] | None = None
+    mode: Literal["snapshot", "append"] = Field(
+        default="snapshot",
+        description="What each run's records are: 'snapshot' (the API answers with all its "
+        "records every time) replaces the records of the source's previous extraction in "
+        "the raw history, quarantine and facts; 'append' adds them (a feed that answers "
+        "with new records only).",
+    )
 
     @model_validator(mode="after")
     def _no_secrets(self) -> HttpSourceConfig:

@@ -274,6 +274,14 @@ class Ledger:
         )
         return {r[0] for r in res.rows}
 
+    def ingested_units(self, source: str) -> dict[str, str]:
+        """Every unit ``source`` ingested (files, API extractions) -> the run of its latest."""
+        res = self.wh.query(
+            "select uri, run_id from meta.ingested_files where source = ? order by arrived_at",
+            [source],
+        )
+        return {str(uri): str(run_id) for uri, run_id in res.rows}
+
     def ingested_files(self, source: str) -> dict[str, tuple[str, str]]:
         """Every file path ``source`` ingested -> (checksum, run id) of its latest version."""
         res = self.wh.query(

@@ -332,3 +332,34 @@ def test_token_in_a_query_parameter_is_masked_even_url_encoded(api, monkeypatch,
 def test_token_placement_config_errors(raw, message) -> None:
     with pytest.raises(ConfigError, match=message):
         _source("http://127.0.0.1:9/o", **raw)
+
+
+@pytest.mark.parametrize("mode", ["snapshot", "append"])
+def test_each_run_replaces_the_previous_snapshot_or_appends(api, tmp_path, mode) -> None:
+    """An API read whole every run: its records replace the previous extraction's (no row
+    twice, a record gone from the API gone from the history) unless the source appends."""
+    from retailhub.pipeline.project import Project
+
+    served = [{"id": 1, "qty": 1}, {"id": 2, "qty": 2}, {"id": 3, "qty": 3}]
+    api.handler = lambda req: api.Reply(body=list(served))
+    (tmp_path / "retailhub.yaml").write_text(
+        f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/orders\n"
+        f"    layout: none\n    dataset: orders\n    mode: {mode}\n",
+        encoding="utf-8",
+    )
+
+    def run_and_read() -> list[tuple[int, int]]:
+        project = Project.load(tmp_path)
+        result = project.run()
+        assert result.ok, result.error
+        with project.open_warehouse(read_only=True) as wh:
+            rows = wh.query("select id, qty from raw.orders order by id, qty").rows
+        return [(int(i), int(q)) for i, q in rows]
+
+    assert run_and_read() == [(1, 1), (2, 2), (3, 3)]
+    served[1] = {"id": 2, "qty": 20}
+    del served[2]
+    if mode == "snapshot":
+        assert run_and_read() == [(1, 1), (2, 20)]
+    else:
+        assert run_and_read() == [(1, 1), (1, 1), (2, 2), (2, 20), (3, 3)]

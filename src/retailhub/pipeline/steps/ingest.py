@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from retailhub.config.sources import SourceConfig
 from retailhub.errors import SourceError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
@@ -48,6 +49,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             )
     else:
         _refuse_changed_files(name, changed, known)
+    replaced = [u.replaces for u in changed] + _snapshots_replaced(cfg, units, ledger)
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
@@ -85,10 +87,26 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             else None,
             "units": [_unit_dict(u) for u in landed],
             # files whose earlier version's rows this run's rows replace (on_changed_file)
-            "replaces": [u.replaces for u in changed],
+            "replaces": replaced,
             "skipped_unchanged": _skipped(source, state, len(units)),
         },
     )
+
+
+def _snapshots_replaced(cfg: SourceConfig, units: list[InputUnit], ledger: Ledger) -> list[str]:
+    """The earlier extractions an API snapshot replaces: an API read whole every run would
+    otherwise append every record again on each run."""
+    if getattr(cfg, "mode", None) != "snapshot":
+        return []
+    earlier = ledger.ingested_units(cfg.name)
+    replaced = [u.recorded_as for u in units if u.recorded_as in earlier]
+    for uri in replaced:
+        log.info(
+            "source %s: this run's records replace those of the extraction by run %s",
+            cfg.name,
+            earlier[uri],
+        )
+    return replaced
 
 
 def _keep_window(ctx: RunContext, source: str, fingerprints: list[str]) -> str:
