@@ -65,6 +65,12 @@ class _SourceBase(BaseModel):
         # after its layout (a pass-through source has no layout, so it feeds its own name).
         if self.dataset is None and self.layout != "none":
             self.dataset = self.layout
+        elif self.dataset is None and self.name and not _TABLE_NAME.fullmatch(self.name):
+            raise ValueError(
+                f"a source with layout none feeds the dataset of its own name, and "
+                f"{self.name!r} is not a table name (lowercase letters, digits, underscores): "
+                "rename the source or give it a dataset"
+            )
         return self
 
     @property

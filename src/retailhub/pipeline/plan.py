@@ -83,7 +83,7 @@ def datasets_of(settings: ProjectSettings) -> dict[str, list[str]]:
     for name, src in settings.sources.items():
         if not getattr(src, "enabled", True):
             continue
-        dataset = getattr(src, "dataset", None) or src.layout
+        dataset = src.target_dataset
         out.setdefault(dataset, []).append(name)
     return out
 

@@ -29,7 +29,8 @@ def _create_orders(db, rows=ROWS) -> str:
         f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, sku VARCHAR(20), qty INTEGER, "
         f"price DECIMAL(10,2), updated_at {ts_type})"
     )
-    _insert(db, table, rows)
+    if rows:
+        _insert(db, table, rows)
     return table
 
 
@@ -408,3 +409,29 @@ def test_incremental_runs_through_the_pipeline_and_its_ledger(
     third = write("id").run()
     assert not third.ok
     assert "stored watermark '2024-01-03 08:00:00' was taken on" in (third.error or "")
+
+
+def test_an_empty_table_publishes_empty_tables_named_after_the_source(db, tmp_path) -> None:
+    """A pass-through source without ``dataset`` feeds the dataset of its own name (it
+    landed in a dataset called 'none'), and a first run over an empty table publishes
+    ``raw.<name>`` empty beside ``quarantine.<name>``, so queries of it work at once."""
+    from retailhub.pipeline.project import Project
+
+    table = _create_orders(db, rows=[])
+    (tmp_path / "retailhub.yaml").write_text(
+        f"project: t\nsources:\n  erp_orders:\n    type: database\n    url: {db.url}\n"
+        f"    table: {table}\n    layout: none\n    watermark_column: id\n",
+        encoding="utf-8",
+    )
+    project = Project.load(tmp_path)
+    assert project.run().ok
+    _insert(db, table, ROWS[:2])
+    assert Project.load(tmp_path).run().ok
+    with project.open_warehouse(read_only=True) as wh:
+        tables = wh.query(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'quarantine') order by 1, 2"
+        ).rows
+        ids = wh.query("select id from raw.erp_orders order by id").rows
+    assert [tuple(t) for t in tables] == [("quarantine", "erp_orders"), ("raw", "erp_orders")]
+    assert [int(i) for (i,) in ids] == [1, 2]

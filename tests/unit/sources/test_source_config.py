@@ -28,6 +28,10 @@ def test_pass_through_source_feeds_its_own_name() -> None:
     cfg = parse_source_config("misc", {"type": "parquet", "layout": "none", "path": "x/*.parquet"})
     assert cfg.dataset is None
     assert cfg.target_dataset == "misc"
+    with pytest.raises(ConfigError, match="'Misc-Files' is not a table name"):
+        parse_source_config("Misc-Files", {"type": "parquet", "layout": "none", "path": "x"})
+    named = {"type": "parquet", "layout": "none", "path": "x", "dataset": "misc"}
+    assert parse_source_config("Misc-Files", named).target_dataset == "misc"
 
 
 def test_unknown_key_fails_naming_the_key_and_file() -> None:

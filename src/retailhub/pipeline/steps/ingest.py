@@ -79,7 +79,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         rows_out=rows,
         payload={
             "source": name,
-            "dataset": cfg.dataset or cfg.layout,
+            "dataset": cfg.target_dataset,
             "table": table if landed else None,
             "watermark": watermark,
             "watermark_window": _keep_window(ctx, name, source.watermark_window())

@@ -46,17 +46,23 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             batch.delete[f"raw.{dataset}"] = replaced
             batch.delete[f"quarantine.{dataset}"] = replaced
         accepted, quarantined = accepted_table(ctx, dataset), work("quarantined", dataset)
-        if p["accepted_rows"]:
+        history = f"raw.{dataset}"
+        # Created empty on the first run too (a source's table or API with no row yet), so
+        # a query of it works before the first row arrives, as quarantine.<dataset> does.
+        first_empty = (
+            not p["accepted_rows"]
+            and table_exists(ctx, accepted)
+            and not ctx.warehouse.table_exists(history)
+        )
+        if p["accepted_rows"] or first_empty:
             if not table_exists(ctx, accepted):
                 raise WarehouseError(
                     f"run {ctx.run_id}: the accepted rows of '{dataset}' ({accepted}) are gone "
                     "(another run has published since this one failed); start a new run",
                     table=accepted,
                 )
-            batch.append[f"raw.{dataset}"] = (
-                f"(select *, '{ctx.run_id}' as _run_id from {accepted})"
-            )
-            batch.adoptable[f"raw.{dataset}"] = StagedTable(accepted, {"_run_id": ctx.run_id})
+            batch.append[history] = f"(select *, '{ctx.run_id}' as _run_id from {accepted})"
+            batch.adoptable[history] = StagedTable(accepted, {"_run_id": ctx.run_id})
         target = f"quarantine.{dataset}"
         if not table_exists(ctx, quarantined):
             continue
