@@ -57,7 +57,7 @@ class Runner:
         self.ctx.outputs.update(done)
         outcome = RunOutcome(run_id=self.ctx.run_id, status="success")
         blocked: set[str] = set()
-        for task in self.plan.tasks:
+        for index, task in enumerate(self.plan.tasks):
             if task.name in done:
                 outcome.tasks.append(TaskRecord(task.name, "reused"))
                 continue
@@ -70,7 +70,18 @@ class Runner:
             except Interrupted as stop:
                 # the user stopped the run: record it and go no further (no retry, no other
                 # branch of the graph); the run is failed and resumable from this task
-                outcome.tasks.append(TaskRecord(task.name, "failed", error=stop.message))
+                outcome.tasks.append(
+                    TaskRecord(
+                        task.name,
+                        "failed",
+                        seconds=float(stop.context.get("seconds", 0.0)),
+                        attempts=int(stop.context.get("attempts", 1)),
+                        error=stop.message,
+                    )
+                )
+                outcome.tasks.extend(
+                    TaskRecord(t.name, "skipped") for t in self.plan.tasks[index + 1 :]
+                )
                 outcome.error, outcome.status = stop, "failed"
                 return outcome
             outcome.tasks.append(record)
@@ -101,7 +112,10 @@ class Runner:
                 seconds = time.perf_counter() - t0
                 if _is_interrupt(exc):
                     stop = Interrupted(
-                        f"task {task.name} interrupted ({interrupts.name(exc)})", task=task.name
+                        f"task {task.name} interrupted ({interrupts.name(exc)})",
+                        task=task.name,
+                        seconds=seconds,
+                        attempts=record.attempts,
                     )
                     # best effort: a connection stopped mid-statement may refuse the write,
                     # and the next run closes a run left 'running' anyway
