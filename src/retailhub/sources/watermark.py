@@ -12,8 +12,9 @@ dlt's incremental cursors work (``unique_hashes`` at the last value, plus a ``la
 
 A fingerprint is the MD5 of the row's non-NULL values by column name, so a column added to
 the table later (NULL in the old rows) does not make the window's rows look new. Only the
-window's rows are hashed, in Python; the comparisons that pick them are Arrow kernels, so a
-first extraction of millions of rows costs one vectorised comparison per batch.
+rows of the final window and the rows read again are hashed, in Python; the comparisons
+that pick them are Arrow kernels, so a first extraction of millions of rows costs a few
+vectorised comparisons per batch.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class WatermarkWindow:
         self.maximum: Any = None
         self.skipped = 0
         self.nulls = 0
-        self._candidates: list[tuple[Any, str]] = []
+        # rows that may be in the final window, with their watermark values
+        self._candidates: list[tuple[pa.RecordBatch, pa.Array]] = []
         self._stored_value: Any = None
 
     @property
@@ -109,8 +111,9 @@ class WatermarkWindow:
         """Fingerprints of the rows read whose watermark lies in the final window."""
         if self.maximum is None:
             return []
-        threshold = self._threshold(self.maximum)
-        return sorted({h for value, h in self._candidates if value >= threshold})
+        self._prune()
+        records = [r for part, _ in self._candidates for r in part.to_pylist()]
+        return sorted({row_fingerprint(r) for r in records})
 
     def filter(self, batch: pa.RecordBatch, index: int) -> pa.RecordBatch:
         """The batch less the rows read before; tracks the maximum and the window's rows."""
@@ -121,19 +124,21 @@ class WatermarkWindow:
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):
             self.maximum = top
-        fingerprints: dict[int, str] = {}
+            self._prune()
         if self.maximum is not None:
+            # kept as Arrow slices and hashed at the end: in a sorted extraction most rows
+            # are near the running maximum when read, and only the last window's count
             in_window = _at_least(values, self._threshold(self.maximum))
-            self._remember(batch, values, in_window, fingerprints)
+            if pc.any(in_window).as_py():
+                self._candidates.append((batch.filter(in_window), values.filter(in_window)))
         if not self.seen or self.stored is None:
             return batch
         # rows at or below the stored watermark may have been read before
         again = pc.indices_nonzero(_at_most(values, self._stored(values))).to_pylist()
-        unhashed = [i for i in again if i not in fingerprints]
-        if unhashed:
-            records = batch.take(pa.array(unhashed)).to_pylist()
-            fingerprints.update(zip(unhashed, map(row_fingerprint, records), strict=True))
-        drop = [i for i in again if fingerprints[i] in self.seen]
+        if not again:
+            return batch
+        records = batch.take(pa.array(again)).to_pylist()
+        drop = [i for i, r in zip(again, records, strict=True) if row_fingerprint(r) in self.seen]
         if not drop:
             return batch
         self.skipped += len(drop)
@@ -141,26 +146,19 @@ class WatermarkWindow:
         keep[drop] = False
         return batch.filter(pa.array(keep))
 
-    def _remember(
-        self,
-        batch: pa.RecordBatch,
-        values: pa.Array,
-        in_window: pa.Array,
-        fingerprints: dict[int, str],
-    ) -> None:
-        rows = pc.indices_nonzero(in_window).to_pylist()
-        if not rows:
+    def _prune(self) -> None:
+        """Drop the candidate rows the risen maximum has left behind (vectorised)."""
+        if not self._candidates or self.maximum is None:
             return
-        picked = batch.take(pa.array(rows))
-        py_values = values.take(pa.array(rows)).to_pylist()
-        for i, record, value in zip(rows, picked.to_pylist(), py_values, strict=True):
-            fingerprint = row_fingerprint(record)
-            fingerprints[i] = fingerprint
-            self._candidates.append((value, fingerprint))
-        # the maximum only rises: drop candidates that have fallen out of the window already
         threshold = self._threshold(self.maximum)
-        if len(self._candidates) > 4 * len(rows) + 1024:
-            self._candidates = [c for c in self._candidates if c[0] >= threshold]
+        kept = []
+        for part, values in self._candidates:
+            mask = _at_least(values, threshold)
+            if pc.all(mask).as_py():
+                kept.append((part, values))
+            elif pc.any(mask).as_py():
+                kept.append((part.filter(mask), values.filter(mask)))
+        self._candidates = kept
 
     def _threshold(self, top: Any) -> Any:
         if self.lookback is None or not self.lookback:

@@ -342,13 +342,13 @@ def test_each_run_replaces_the_previous_snapshot_or_appends(api, tmp_path, mode)
 
     served = [{"id": 1, "qty": 1}, {"id": 2, "qty": 2}, {"id": 3, "qty": 3}]
     api.handler = lambda req: api.Reply(body=list(served))
-    (tmp_path / "retailhub.yaml").write_text(
-        f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/orders\n"
-        f"    layout: none\n    dataset: orders\n    mode: {mode}\n",
-        encoding="utf-8",
-    )
 
-    def run_and_read() -> list[tuple[int, int]]:
+    def run_and_read(params: str = "") -> list[tuple[int, int]]:
+        (tmp_path / "retailhub.yaml").write_text(
+            f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/orders\n"
+            f"    layout: none\n    dataset: orders\n    mode: {mode}\n{params}",
+            encoding="utf-8",
+        )
         project = Project.load(tmp_path)
         result = project.run()
         assert result.ok, result.error
@@ -361,5 +361,7 @@ def test_each_run_replaces_the_previous_snapshot_or_appends(api, tmp_path, mode)
     del served[2]
     if mode == "snapshot":
         assert run_and_read() == [(1, 1), (2, 20)]
+        # another URL (a parameter added) is the same API's answer: it replaces it too
+        assert run_and_read("    params: {status: all}\n") == [(1, 1), (2, 20)]
     else:
         assert run_and_read() == [(1, 1), (1, 1), (2, 2), (2, 20), (3, 3)]

@@ -95,11 +95,12 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
 
 def _snapshots_replaced(cfg: SourceConfig, units: list[InputUnit], ledger: Ledger) -> list[str]:
     """The earlier extractions an API snapshot replaces: an API read whole every run would
-    otherwise append every record again on each run."""
-    if getattr(cfg, "mode", None) != "snapshot":
+    otherwise append every record again on each run. All of them, not only those of the same
+    URL: with its parameters changed, the API's answer still replaces the earlier one."""
+    if getattr(cfg, "mode", None) != "snapshot" or not units:
         return []
     earlier = ledger.ingested_units(cfg.name)
-    replaced = [u.recorded_as for u in units if u.recorded_as in earlier]
+    replaced = sorted(earlier)
     for uri in replaced:
         log.info(
             "source %s: this run's records replace those of the extraction by run %s",
