@@ -359,6 +359,8 @@ def test_query_of_a_wide_table_cuts_no_value(small_project: Path) -> None:
     assert "│ product_id " in result.stdout and f" {expected[0]} " in result.stdout
     narrow = cli("query", "-p", str(small_project), "select 1 as a, 2 as b")
     assert "row 1" not in narrow.stdout and "┃ a" in narrow.stdout  # narrow: a table
+    empty = cli("query", "-p", str(small_project), "select 1 as a, 2 as b where false")
+    assert "┃ a" in empty.stdout and "(0 rows)" in empty.stdout  # the columns, as psql
 
 
 def test_query_reads_the_warehouse_and_nothing_else(small_project: Path) -> None:

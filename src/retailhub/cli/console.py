@@ -304,12 +304,17 @@ def render_query(result: QueryResult, fmt: str) -> None:
         w.writerow(result.columns)
         w.writerows(result.rows)
         sys.stdout.write(buf.getvalue())
+    elif not result.rows:
+        # the columns still tell whether the query asked what was meant (as psql shows them)
+        empty = Table()
+        for name in result.columns:
+            empty.add_column(str(name))
+        out.print(empty)
+        out.print("(0 rows)")
     elif _table_width(result) > out.width and len(result.columns) > 1:
         # Too wide to show without cutting values to '…': one block per row, as psql's \x.
         for i, row in enumerate(result.rows, start=1):
             render_record(dict(zip(result.columns, row, strict=True)), f"row {i}", exact=True)
-        if not result.rows:
-            out.print("(none)")
     else:
         render_rows([dict(zip(result.columns, r, strict=True)) for r in result.rows])
 
