@@ -162,6 +162,18 @@ class PagingConfig(BaseModel):
         return self
 
 
+class HttpIncremental(BaseModel):
+    """An API that filters its records by a value sent as a query parameter (``updated_since``)
+    and gives each record that value in a field (``updated_at``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    param: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+    #: sent on the first run (else the first run reads every record)
+    initial: str | None = None
+
+
 class HttpSourceConfig(_SourceBase):
     """A JSON HTTP API read page by page; its token comes from the variable ``token_env``."""
 
@@ -191,6 +203,8 @@ class HttpSourceConfig(_SourceBase):
         "the raw history, quarantine and facts; 'append' adds them (a feed that answers "
         "with new records only).",
     )
+    #: read only what changed since the last run (implies mode: append)
+    incremental: HttpIncremental | None = None
 
     @model_validator(mode="after")
     def _no_secrets(self) -> HttpSourceConfig:
@@ -208,6 +222,13 @@ class HttpSourceConfig(_SourceBase):
             raise ValueError("token_header/token_param need token_env (the token's variable)")
         if self.token_param is not None and "token_header" in self.model_fields_set:
             raise ValueError("give token_header or token_param, not both")
+        if self.incremental is not None:
+            if "mode" in self.model_fields_set and self.mode == "snapshot":
+                raise ValueError(
+                    "an incremental API answers with what changed, not with a snapshot: "
+                    "remove mode: snapshot (incremental implies mode: append)"
+                )
+            self.mode = "append"
         return self
 
     def token_placement(self, token: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -21,6 +21,7 @@ from retailhub.sources.base import InputUnit, SourceState
 from retailhub.sources.http_retry import RetryPolicy, request_json
 from retailhub.sources.records import TextBatcher, dig
 from retailhub.sources.redact import redact_url
+from retailhub.sources.watermark import TextValues, WatermarkWindow
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class HttpSource:
     def __init__(self, config: HttpSourceConfig, policy: RetryPolicy | None = None) -> None:
         self.config = config
         self.policy = policy or RetryPolicy(config.max_retries, config.backoff_s)
+        self._window: WatermarkWindow | None = None
 
     @property
     def name(self) -> str:
@@ -40,13 +42,17 @@ class HttpSource:
         import httpx
 
         shown = redact_url(str(httpx.URL(self.config.url).copy_merge_params(self.config.params)))
-        return [InputUnit(self.name, shown, None, None, None)]
+        if self.config.incremental is None:
+            return [InputUnit(self.name, shown, None, None, None)]
+        start = state.last_watermark
+        seen = state.watermark_window if start is not None else None
+        return [InputUnit(self.name, shown, None, None, None, start, watermark_seen=seen)]
 
     def new_watermark(self) -> str | None:
-        return None
+        return self._window.watermark if self._window is not None else None
 
     def watermark_window(self) -> list[str]:
-        return []
+        return self._window.window() if self._window is not None else []
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         import httpx
@@ -59,7 +65,18 @@ class HttpSource:
         # this module logs the redacted URL itself
         logging.getLogger("httpx").setLevel(logging.WARNING)
         client = httpx.Client(timeout=self.config.timeout_s, headers=headers, follow_redirects=True)
-        pages = self._pages(client, token)
+        incremental = self.config.incremental
+        since = None
+        if incremental is not None:
+            since = unit.watermark_from or incremental.initial
+            self._window = WatermarkWindow(
+                incremental.field,
+                stored=unit.watermark_from,
+                seen=unit.watermark_seen,
+                lookback=None,
+                convert=TextValues(incremental.field),
+            )
+        pages = self._pages(client, token, since)
         batcher = TextBatcher(self.name, self.config.fields)
         try:
             first_records, first_label = next(pages)
@@ -81,14 +98,49 @@ class HttpSource:
             finally:
                 client.close()
 
-        return pa.RecordBatchReader.from_batches(batcher.schema, batches())
+        if self._window is None:
+            return pa.RecordBatchReader.from_batches(batcher.schema, batches())
+        index = self._field_index(batcher.schema)
+        window = self._window
+
+        def new_records() -> Iterator[pa.RecordBatch]:
+            # the API answers from the stored value on (inclusive or not, APIs differ): the
+            # records read before are dropped by their fingerprints
+            stream = batches()
+            try:
+                for batch in stream:
+                    kept = window.filter(batch, index)
+                    if kept.num_rows:
+                        yield kept
+            finally:
+                stream.close()
+            if window.skipped:
+                log.info(
+                    "source %s: %d record(s) read before were skipped", self.name, window.skipped
+                )
+
+        return pa.RecordBatchReader.from_batches(batcher.schema, new_records())
+
+    def _field_index(self, schema: pa.Schema) -> int:
+        field = self.config.incremental.field if self.config.incremental else ""
+        if field not in schema.names:
+            raise SourceError(
+                f"source {self.name!r}: incremental.field {field!r} is not in the records' "
+                f"fields {schema.names}",
+                source=self.name,
+            )
+        return schema.names.index(field)
 
     # -- paging ---------------------------------------------------------------------------------
 
-    def _pages(self, client: Any, token: str | None) -> Iterator[tuple[list[Any], str]]:
+    def _pages(
+        self, client: Any, token: str | None, since: str | None = None
+    ) -> Iterator[tuple[list[Any], str]]:
         """Yield (records, label) per page until the paging rule says the result is complete."""
         cfg, paging = self.config, self.config.paging
         params: dict[str, Any] = dict(cfg.params)
+        if since is not None and cfg.incremental is not None:
+            params[cfg.incremental.param] = since
         if token:
             params.update(cfg.token_placement(token)[1])
         if paging.type != "none" and paging.size_param and paging.page_size:

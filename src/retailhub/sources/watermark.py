@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -90,11 +91,16 @@ class WatermarkWindow:
         stored: str | None,
         seen: frozenset[str] | None,
         lookback: Lookback | None,
+        convert: Callable[[pa.Array], pa.Array] | None = None,
     ) -> None:
+        """``convert`` types a column of text (an API's values) for comparison; the stored
+        watermark is then the highest value's own text, in the format the API gave it."""
         self.column = column
         self.stored = stored
         self.seen = seen or frozenset()
         self.lookback = lookback
+        self._convert = convert
+        self._maximum_text: str | None = None
         self.maximum: Any = None
         self.skipped = 0
         self.nulls = 0
@@ -105,6 +111,8 @@ class WatermarkWindow:
     @property
     def watermark(self) -> str | None:
         """The highest watermark read so far, as text (the stored one if none was read)."""
+        if self._maximum_text is not None:
+            return self._maximum_text
         return watermark_text(self.maximum) if self.maximum is not None else self.stored
 
     def window(self) -> list[str]:
@@ -119,11 +127,15 @@ class WatermarkWindow:
         """The batch less the rows read before; tracks the maximum and the window's rows."""
         if batch.num_rows == 0:
             return batch
-        values = _comparable(batch.column(index))
+        column = batch.column(index)
+        values = self._convert(column) if self._convert else _comparable(column)
         self.nulls += values.null_count
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):
             self.maximum = top
+            if self._convert is not None:
+                at = pc.index(values, _scalar(top, values.type)).as_py()
+                self._maximum_text = column[at].as_py()
             self._prune()
         if self.maximum is not None:
             # kept as Arrow slices and hashed at the end: in a sorted extraction most rows
@@ -182,7 +194,9 @@ class WatermarkWindow:
     def _stored(self, values: pa.Array) -> Any:
         if self._stored_value is None:
             assert self.stored is not None
-            if pa.types.is_decimal(values.type):
+            if self._convert is not None:
+                self._stored_value = self._convert(pa.array([self.stored]))[0].as_py()
+            elif pa.types.is_decimal(values.type):
                 self._stored_value = Decimal(self.stored)
             elif pa.types.is_floating(values.type):
                 self._stored_value = float(self.stored)
@@ -223,3 +237,40 @@ def _at_least(values: pa.Array, bound: Any) -> pa.Array:
 
 def _at_most(values: pa.Array, bound: Any) -> pa.Array:
     return pc.fill_null(pc.less_equal(values, _scalar(bound, values.type)), False)
+
+
+class TextValues:
+    """Types an API's watermark field, given as text, for comparison: as numbers when the
+    first values read are numbers, else as timestamps when they are ISO 8601, else as text.
+    The kind is fixed by the first values, so every batch compares alike."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.kind: pa.DataType | None = None
+
+    def __call__(self, column: pa.Array) -> pa.Array:
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if self.kind is None:
+            present = column.drop_null()
+            if len(present) == 0:
+                return column
+            for kind in _TEXT_KINDS:
+                try:
+                    pc.cast(present, kind)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    continue
+                self.kind = kind
+                break
+            else:
+                self.kind = pa.string()
+        try:
+            return pc.cast(column, self.kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise SourceError(
+                f"watermark field {self.field!r} holds a value that is not a {self.kind} like "
+                "the ones before it: the API's values must be of one kind to be compared"
+            ) from None
+
+
+_TEXT_KINDS = (pa.decimal128(38, 9), pa.timestamp("us", tz="UTC"), pa.timestamp("us"))

@@ -365,3 +365,65 @@ def test_each_run_replaces_the_previous_snapshot_or_appends(api, tmp_path, mode)
         assert run_and_read("    params: {status: all}\n") == [(1, 1), (2, 20)]
     else:
         assert run_and_read() == [(1, 1), (1, 1), (2, 2), (2, 20), (3, 3)]
+
+
+def test_incremental_api_reads_what_changed_since_the_last_run(api, tmp_path) -> None:
+    """The stored value goes back in the API's own format; a record at that value that
+    appeared after the run is read, the ones read before are not read twice."""
+    from retailhub.pipeline.project import Project
+
+    served = [
+        {"id": "1", "updated_at": "2024-01-01T10:00:00Z"},
+        {"id": "2", "updated_at": "2024-01-02T09:00:00Z"},
+        {"id": "3", "updated_at": "2024-01-01T12:00:00+01:00"},
+    ]
+
+    def handler(req):
+        since = req.params.get("since")
+        # an API comparing instants, inclusively, as many do
+        return api.Reply(body=[r for r in served if since is None or _instant(r) >= _iso(since)])
+
+    api.handler = handler
+    (tmp_path / "retailhub.yaml").write_text(
+        f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/orders\n"
+        "    layout: none\n    dataset: orders\n"
+        "    incremental: {param: since, field: updated_at}\n",
+        encoding="utf-8",
+    )
+
+    def run() -> list[str]:
+        project = Project.load(tmp_path)
+        result = project.run()
+        assert result.ok, result.error
+        with project.open_warehouse(read_only=True) as wh:
+            return [str(i) for (i,) in wh.query("select id from raw.orders order by id").rows]
+
+    assert run() == ["1", "2", "3"] and "since" not in api.requests[0].params
+    served.append({"id": "4", "updated_at": "2024-01-02T09:00:00Z"})  # late, at the watermark
+    served.append({"id": "5", "updated_at": "2024-01-03T00:00:00Z"})
+    assert run() == ["1", "2", "3", "4", "5"]
+    assert api.requests[-1].params["since"] == "2024-01-02T09:00:00Z"  # the API's own text
+    assert run() == ["1", "2", "3", "4", "5"]  # nothing new: nothing twice
+    assert api.requests[-1].params["since"] == "2024-01-03T00:00:00Z"
+
+
+def _iso(text: str):
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text)
+
+
+def _instant(record):
+    return _iso(record["updated_at"])
+
+
+def test_incremental_numbers_compare_as_numbers_and_config_errors(api) -> None:
+    api.handler = lambda req: api.Reply(body=[{"seq": "9"}, {"seq": "10"}, {"seq": "2"}])
+    src = _source(f"{api.url}/e", incremental={"param": "after", "field": "seq"})
+    _land(src)
+    assert src.new_watermark() == "10"  # not '9', the largest text
+    with pytest.raises(ConfigError, match="implies mode: append"):
+        _source(f"{api.url}/e", mode="snapshot", incremental={"param": "a", "field": "seq"})
+    missing = _source(f"{api.url}/e", incremental={"param": "after", "field": "updated"})
+    with pytest.raises(SourceError, match=r"incremental\.field 'updated' is not in the records"):
+        _land(missing)
