@@ -23,6 +23,7 @@ from pydantic_settings import SettingsError
 from retailhub.config import strict_yaml
 from retailhub.config.envsubst import expand
 from retailhub.config.settings import ProjectSettings
+from retailhub.config.sources import own_dataset_problem
 from retailhub.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,11 @@ def load_project(
     for name, source in settings.sources.items():
         if getattr(source, "name", None) in (None, ""):
             object.__setattr__(source, "name", name)
+        # sources are validated before they get their names: the name's own check is here
+        if source.dataset is None and (problem := own_dataset_problem(name)):
+            raise ConfigError(
+                f"{path}: key 'sources.{name}': {problem}", file=str(path), key=f"sources.{name}"
+            )
     if not sources_optional and not any(s.enabled for s in settings.sources.values()):
         raise ConfigError(
             f"{path}: key 'sources': the project declares no enabled source (see "

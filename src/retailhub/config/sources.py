@@ -36,6 +36,18 @@ _DB_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
+def own_dataset_problem(name: str) -> str | None:
+    """Why a source with layout none and no ``dataset`` cannot feed the dataset of its own
+    name (it names warehouse tables), or None."""
+    if not name or _TABLE_NAME.fullmatch(name):
+        return None
+    return (
+        f"a source with layout none feeds the dataset of its own name, and {name!r} is not a "
+        "table name (lowercase letters, digits, underscores): rename the source or give it "
+        "a dataset"
+    )
+
+
 class _SourceBase(BaseModel):
     """Fields every source shares: where its rows go and how they map onto a layout."""
 
@@ -65,12 +77,8 @@ class _SourceBase(BaseModel):
         # after its layout (a pass-through source has no layout, so it feeds its own name).
         if self.dataset is None and self.layout != "none":
             self.dataset = self.layout
-        elif self.dataset is None and self.name and not _TABLE_NAME.fullmatch(self.name):
-            raise ValueError(
-                f"a source with layout none feeds the dataset of its own name, and "
-                f"{self.name!r} is not a table name (lowercase letters, digits, underscores): "
-                "rename the source or give it a dataset"
-            )
+        elif self.dataset is None and (problem := own_dataset_problem(self.name)):
+            raise ValueError(problem)
         return self
 
     @property
@@ -203,6 +211,8 @@ class HttpSourceConfig(_SourceBase):
         "the raw history, quarantine and facts; 'append' adds them (a feed that answers "
         "with new records only).",
     )
+    #: a snapshot with no record, where the last one had some, stops the run unless true
+    allow_empty_snapshot: bool = False
     #: read only what changed since the last run (implies mode: append)
     incremental: HttpIncremental | None = None
 

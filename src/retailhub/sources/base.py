@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class StoredWindow:
+    """What the ledger keeps with a watermark (see :mod:`retailhub.sources.watermark`): the
+    lowest watermark value the window covers and one fingerprint per row read in it
+    (repeated for identical rows)."""
+
+    start: str | None  # None: a window stored before windows recorded their start
+    fingerprints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class InputUnit:
     """One thing to ingest: a file, one extraction from an API, or one database extraction."""
 
@@ -38,9 +48,9 @@ class InputUnit:
     #: For a file ingested before whose bytes changed: the name its earlier version was
     #: recorded under (its rows are the ones a correction replaces).
     replaces: str | None = None
-    #: database: fingerprints of the rows the stored watermark's extraction read in its window
-    #: (re-read now and dropped); None when it was stored without them (read strictly above)
-    watermark_seen: frozenset[str] | None = field(default=None, repr=False)
+    #: database/API: the stored watermark's window (its rows are read again and dropped);
+    #: None when the watermark was stored without one (then read strictly above it)
+    watermark_window: StoredWindow | None = field(default=None, repr=False)
 
     @property
     def recorded_as(self) -> str:
@@ -57,8 +67,8 @@ class SourceState:
     # the unit that stored last_watermark (None: not known): a watermark belongs to one
     # relation and column, and means nothing for another
     watermark_uri: str | None = None
-    # fingerprints of the rows in the stored watermark's window (see sources.watermark)
-    watermark_window: frozenset[str] | None = None
+    # the stored watermark's window (see sources.watermark)
+    watermark_window: StoredWindow | None = None
     # recorded name -> checksum of the version of that file ingested last: a file whose bytes differ
     # from it is a changed file, even if those bytes were ingested once before (a revert)
     latest_checksums: dict[str, str] = field(default_factory=dict)
@@ -86,9 +96,9 @@ class Source(Protocol):
         """After ``open`` was drained: the highest watermark seen (database sources only)."""
         ...
 
-    def watermark_window(self) -> list[str]:
-        """After ``open`` was drained: fingerprints of the rows in the new watermark's window
-        (database sources only; see :mod:`retailhub.sources.watermark`)."""
+    def watermark_window(self) -> StoredWindow | None:
+        """After ``open`` was drained: the new watermark's window, to store with it (database
+        and incremental API sources; see :mod:`retailhub.sources.watermark`)."""
         ...
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from retailhub.config.sources import DatabaseSourceConfig
 from retailhub.errors import ConfigError, SourceError
-from retailhub.sources.base import InputUnit, SourceState
+from retailhub.sources.base import InputUnit, SourceState, StoredWindow
 from retailhub.sources.db_drivers import DbTarget, stream_mysql, stream_postgres
 from retailhub.sources.watermark import WatermarkWindow, lower_bound
 
@@ -62,23 +62,27 @@ class DatabaseSource:
                 "dataset)",
                 key=f"sources.{self.name}.watermark_column",
             )
-        seen = state.watermark_window if start is not None else None
-        return [InputUnit(self.name, uri, None, None, None, start, watermark_seen=seen)]
+        window = state.watermark_window if start is not None else None
+        return [InputUnit(self.name, uri, None, None, None, start, watermark_window=window)]
 
     def new_watermark(self) -> str | None:
         return self._window.watermark if self._window is not None else None
 
-    def watermark_window(self) -> list[str]:
-        return self._window.window() if self._window is not None else []
+    def watermark_window(self) -> StoredWindow | None:
+        return self._window.window() if self._window is not None else None
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         target = self._target(with_password=True)
         cfg = self.config
-        seen = unit.watermark_seen
-        sql = self.extraction_sql(unit.watermark_from, inclusive=bool(seen))
+        previous = unit.watermark_window
+        sql = self.extraction_sql(unit.watermark_from, previous)
         if cfg.watermark_column:
             self._window = WatermarkWindow(
-                cfg.watermark_column, stored=unit.watermark_from, seen=seen, lookback=cfg.lookback
+                cfg.watermark_column,
+                stored=unit.watermark_from,
+                previous=previous,
+                lookback=cfg.lookback,
+                source=self.name,
             )
         if target.dialect == "postgresql":
             schema, batches = stream_postgres(target, sql, self.name)
@@ -88,11 +92,14 @@ class DatabaseSource:
             batches = self._track_watermark(self._watermark_index(schema), batches)
         return pa.RecordBatchReader.from_batches(schema, batches)
 
-    def extraction_sql(self, watermark_from: str | None, *, inclusive: bool = False) -> str:
+    def extraction_sql(
+        self, watermark_from: str | None, previous: StoredWindow | None = None
+    ) -> str:
         """The SELECT sent to the server (no secrets in it, so it may appear in errors).
 
-        ``inclusive``: from the stored watermark on, less the lookback (the ledger holds the
-        window of rows read before); else strictly above it (a watermark stored without one).
+        With the stored watermark's window (``previous``): from the watermark on, inclusive,
+        less the lookback as far as the window reaches; else strictly above it (a watermark
+        stored without a window).
         """
         dialect = self.config.dialect
         if self.config.table is not None:
@@ -104,8 +111,8 @@ class DatabaseSource:
         sql = f"SELECT * FROM {relation}"
         if self.config.watermark_column and watermark_from is not None:
             column = _quote_ident(self.config.watermark_column, dialect)
-            if inclusive:
-                bound = lower_bound(watermark_from, self.config.lookback)
+            if previous is not None:
+                bound = lower_bound(watermark_from, self.config.lookback, previous.start)
                 sql += f" WHERE {column} >= {_quote_literal(bound, dialect)}"
             else:
                 sql += f" WHERE {column} > {_quote_literal(watermark_from, dialect)}"

@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 from retailhub import os_user
 from retailhub.config.sources import FileSourceConfig
 from retailhub.errors import SourceError
-from retailhub.sources.base import InputUnit, SourceState
+from retailhub.sources.base import InputUnit, SourceState, StoredWindow
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class FileSource(Generic[ConfigT]):
     def new_watermark(self) -> str | None:
         return None
 
-    def watermark_window(self) -> list[str]:
-        return []
+    def watermark_window(self) -> StoredWindow | None:
+        return None
 
 
 def match_files(

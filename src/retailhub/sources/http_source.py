@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from retailhub.config.sources import HttpSourceConfig
 from retailhub.errors import ConfigError, SourceError
-from retailhub.sources.base import InputUnit, SourceState
+from retailhub.sources.base import InputUnit, SourceState, StoredWindow
 from retailhub.sources.http_retry import RetryPolicy, request_json
 from retailhub.sources.records import TextBatcher, dig
 from retailhub.sources.redact import redact_url
@@ -45,14 +45,14 @@ class HttpSource:
         if self.config.incremental is None:
             return [InputUnit(self.name, shown, None, None, None)]
         start = state.last_watermark
-        seen = state.watermark_window if start is not None else None
-        return [InputUnit(self.name, shown, None, None, None, start, watermark_seen=seen)]
+        window = state.watermark_window if start is not None else None
+        return [InputUnit(self.name, shown, None, None, None, start, watermark_window=window)]
 
     def new_watermark(self) -> str | None:
         return self._window.watermark if self._window is not None else None
 
-    def watermark_window(self) -> list[str]:
-        return self._window.window() if self._window is not None else []
+    def watermark_window(self) -> StoredWindow | None:
+        return self._window.window() if self._window is not None else None
 
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         import httpx
@@ -72,9 +72,10 @@ class HttpSource:
             self._window = WatermarkWindow(
                 incremental.field,
                 stored=unit.watermark_from,
-                seen=unit.watermark_seen,
+                previous=unit.watermark_window,
                 lookback=None,
                 convert=TextValues(incremental.field),
+                source=self.name,
             )
         pages = self._pages(client, token, since)
         batcher = TextBatcher(self.name, self.config.fields)
@@ -247,10 +248,19 @@ class HttpSource:
         env = self.config.token_env
         if not env:
             return None
-        token = os.environ.get(env)
+        # a token read from a mounted secret file often ends with a line break
+        token = (os.environ.get(env) or "").strip()
         if not token:
             raise ConfigError(
                 f"source {self.name!r}: environment variable {env} (token_env) is not set",
+                key=f"sources.{self.name}.token_env",
+            )
+        if not all(" " < c < "\x7f" for c in token):
+            # the HTTP client's own error would quote the header, token and all
+            raise ConfigError(
+                f"source {self.name!r}: environment variable {env} (token_env) holds a space, "
+                "a control character or a non-ASCII character, which no header or URL "
+                "parameter carries as it is: check how the variable is set",
                 key=f"sources.{self.name}.token_env",
             )
         return token

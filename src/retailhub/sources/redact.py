@@ -50,6 +50,8 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     as it appears percent-encoded in a URL (a token with ``+``, ``/`` or ``=`` in it)."""
     for secret in secrets:
         if secret and len(secret) >= 3:
-            for form in dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret))):
+            escaped = repr(secret)[1:-1]  # as an error quoting bytes or a repr shows it
+            forms = (secret, quote(secret, safe=""), quote_plus(secret), escaped)
+            for form in dict.fromkeys(forms):
                 text = text.replace(form, MASK)
     return text

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 
 from retailhub.config.sources import Lookback
 from retailhub.errors import SourceError
+from retailhub.sources.base import StoredWindow
 
 
 def watermark_text(value: Any) -> str:
@@ -52,36 +54,45 @@ def row_fingerprint(row: dict[str, Any]) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def lower_bound(stored: str, lookback: Lookback | None) -> str:
+def lower_bound(stored: str, lookback: Lookback | None, window_start: str | None = None) -> str:
     """The inclusive lower bound of the next extraction: the stored watermark less the
-    lookback, as text both servers coerce to the column's type."""
-    if lookback is None or not lookback:
+    lookback, but not below the start of the stored window (the rows under it were read
+    without their fingerprints kept: a lookback added or raised takes effect as the windows
+    grow, not at once), as text both servers coerce to the column's type."""
+    if lookback is None or not lookback or window_start is None:
         return stored
     if isinstance(lookback, timedelta):
         try:
             moment = datetime.fromisoformat(stored)
+            start = datetime.fromisoformat(window_start)
         except ValueError:
             raise SourceError(
                 f"watermark_lookback is a duration, but the stored watermark {stored!r} is not "
                 "a date or time: give a number for a numeric watermark column"
             ) from None
-        bound = moment - lookback
+        if (start.tzinfo is None) != (moment.tzinfo is None):  # a date start, a timestamp
+            start = start.replace(tzinfo=moment.tzinfo)
+        bound = max(moment - lookback, start)
         return bound.date().isoformat() if len(stored) == 10 else watermark_text(bound)
     try:
-        return watermark_text(Decimal(stored) - lookback)
+        number = Decimal(stored)
+        bound = max(number - lookback, Decimal(window_start))
     except InvalidOperation:
         raise SourceError(
             f"watermark_lookback is a number, but the stored watermark {stored!r} is not: give "
             "a duration (such as 15m) for a time watermark column"
         ) from None
+    if number == number.to_integral_value():
+        bound = bound.to_integral_value(rounding=ROUND_FLOOR)  # '4', not '4.5', for an integer
+    return watermark_text(bound)
 
 
 class WatermarkWindow:
     """Tracks one extraction's watermark: its maximum, the rows of its window, the rows to drop.
 
-    ``seen`` is the window the ledger stored with the previous watermark; the rows read again
-    from it are dropped (``skipped``). ``None`` means the previous watermark was stored
-    without a window (by an older retailhub, read exclusively): nothing to drop.
+    ``previous`` is the window the ledger stored with the watermark read from: its rows, read
+    again, are dropped (``skipped``), as many times as they were read. ``None`` means the
+    watermark was stored without a window (by an older retailhub) and is read strictly above.
     """
 
     def __init__(
@@ -89,24 +100,27 @@ class WatermarkWindow:
         column: str,
         *,
         stored: str | None,
-        seen: frozenset[str] | None,
+        previous: StoredWindow | None,
         lookback: Lookback | None,
         convert: Callable[[pa.Array], pa.Array] | None = None,
+        source: str = "",
     ) -> None:
         """``convert`` types a column of text (an API's values) for comparison; the stored
         watermark is then the highest value's own text, in the format the API gave it."""
         self.column = column
         self.stored = stored
-        self.seen = seen or frozenset()
+        self.previous = previous
         self.lookback = lookback
+        self.source = source
         self._convert = convert
+        self._seen = Counter(previous.fingerprints) if previous is not None else Counter()
         self._maximum_text: str | None = None
         self.maximum: Any = None
         self.skipped = 0
         self.nulls = 0
         # rows that may be in the final window, with their watermark values
         self._candidates: list[tuple[pa.RecordBatch, pa.Array]] = []
-        self._stored_value: Any = None
+        self._typed: dict[str, Any] = {}
 
     @property
     def watermark(self) -> str | None:
@@ -115,13 +129,25 @@ class WatermarkWindow:
             return self._maximum_text
         return watermark_text(self.maximum) if self.maximum is not None else self.stored
 
-    def window(self) -> list[str]:
-        """Fingerprints of the rows read whose watermark lies in the final window."""
+    def window(self) -> StoredWindow | None:
+        """The window to store with the new watermark: every row read whose watermark is at
+        least its start, which is the highest value less the lookback, but not below where
+        this extraction began reading (rows under that were not read now) and, after a
+        watermark stored without a window (read strictly above it), the highest value."""
         if self.maximum is None:
-            return []
-        self._prune()
-        records = [r for part, _ in self._candidates for r in part.to_pylist()]
-        return sorted({row_fingerprint(r) for r in records})
+            return None
+        start = self._threshold(self.maximum)
+        if self.stored is not None and self.previous is None:
+            start = self.maximum
+        elif self.stored is not None and self.previous is not None and self._candidates:
+            read_from = lower_bound(self.stored, self.lookback, self.previous.start)
+            start = max(start, self._value(read_from, self._candidates[0][1].type))
+        fingerprints: list[str] = []
+        for part, values in self._candidates:
+            rows = part.filter(_at_least(values, start)).to_pylist()
+            fingerprints.extend(row_fingerprint(r) for r in rows)
+        text = self._maximum_text if start == self.maximum and self._maximum_text else None
+        return StoredWindow(text or watermark_text(start), tuple(sorted(fingerprints)))
 
     def filter(self, batch: pa.RecordBatch, index: int) -> pa.RecordBatch:
         """The batch less the rows read before; tracks the maximum and the window's rows."""
@@ -129,6 +155,16 @@ class WatermarkWindow:
             return batch
         column = batch.column(index)
         values = self._convert(column) if self._convert else _comparable(column)
+        if self._convert is None and (
+            pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        ):
+            raise SourceError(
+                f"source {self.source!r}: watermark_column {self.column!r} is text: the database "
+                "orders text by its collation, which retailhub cannot follow, so rows would be "
+                "read twice or never; use a timestamp, date or number column (or a query that "
+                "casts it)",
+                source=self.source,
+            )
         self.nulls += values.null_count
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):
@@ -143,14 +179,20 @@ class WatermarkWindow:
             in_window = _at_least(values, self._threshold(self.maximum))
             if pc.any(in_window).as_py():
                 self._candidates.append((batch.filter(in_window), values.filter(in_window)))
-        if not self.seen or self.stored is None:
+        if not self._seen or self.stored is None:
             return batch
         # rows at or below the stored watermark may have been read before
-        again = pc.indices_nonzero(_at_most(values, self._stored(values))).to_pylist()
+        stored = self._value(self.stored, values.type)
+        again = pc.indices_nonzero(_at_most(values, stored)).to_pylist()
         if not again:
             return batch
         records = batch.take(pa.array(again)).to_pylist()
-        drop = [i for i, r in zip(again, records, strict=True) if row_fingerprint(r) in self.seen]
+        drop = []
+        for i, record in zip(again, records, strict=True):
+            fingerprint = row_fingerprint(record)
+            if self._seen[fingerprint] > 0:  # identical rows: drop as many as were read
+                self._seen[fingerprint] -= 1
+                drop.append(i)
         if not drop:
             return batch
         self.skipped += len(drop)
@@ -191,18 +233,19 @@ class WatermarkWindow:
             "watermark_lookback as a duration (such as 15m), not a number"
         )
 
-    def _stored(self, values: pa.Array) -> Any:
-        if self._stored_value is None:
-            assert self.stored is not None
+    def _value(self, text: str, typ: pa.DataType) -> Any:
+        """A watermark's text as a value of the column's type (cached)."""
+        if text not in self._typed:
             if self._convert is not None:
-                self._stored_value = self._convert(pa.array([self.stored]))[0].as_py()
-            elif pa.types.is_decimal(values.type):
-                self._stored_value = Decimal(self.stored)
-            elif pa.types.is_floating(values.type):
-                self._stored_value = float(self.stored)
+                value = self._convert(pa.array([text]))[0].as_py()
+            elif pa.types.is_decimal(typ):
+                value = Decimal(text)
+            elif pa.types.is_floating(typ):
+                value = float(text)
             else:
-                self._stored_value = pa.scalar(self.stored).cast(values.type).as_py()
-        return self._stored_value
+                value = pa.scalar(text).cast(typ).as_py()
+            self._typed[text] = value
+        return self._typed[text]
 
 
 def _comparable(column: pa.Array) -> pa.Array:
@@ -224,6 +267,8 @@ def _maximum(values: pa.Array) -> Any:
 
 
 def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
+    if pa.types.is_unsigned_integer(typ) and value < 0:
+        value = 0  # a lookback reaching below zero: every value is above it
     if pa.types.is_decimal(typ):
         return pa.scalar(Decimal(str(value)))  # its own precision: Arrow compares across them
     if pa.types.is_floating(typ):

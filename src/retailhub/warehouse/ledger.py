@@ -10,9 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from retailhub.warehouse.base import Warehouse
+
+
+class StoredWatermark(NamedTuple):
+    """A source's latest watermark as the ledger keeps it."""
+
+    watermark: str
+    uri: str  # the unit (relation and column) it was taken on
+    window_start: str | None = None
+    #: one fingerprint per row of its window; None: stored without a window (older retailhub)
+    fingerprints: tuple[str, ...] | None = None
+
 
 #: Why a run found 'running' by a later run, which holds the writer lock, is failed.
 INTERRUPTED_RUN = (
@@ -274,13 +285,22 @@ class Ledger:
         )
         return {r[0] for r in res.rows}
 
-    def ingested_units(self, source: str) -> dict[str, str]:
-        """Every unit ``source`` ingested (files, API extractions) -> the run of its latest."""
+    def datasets_of_source(self, source: str) -> set[str]:
+        """Every dataset ``source``'s ingested units went to."""
         res = self.wh.query(
-            "select uri, run_id from meta.ingested_files where source = ? order by arrived_at",
+            "select distinct dataset from meta.ingested_files where source = ?", [source]
+        )
+        return {str(r[0]) for r in res.rows}
+
+    def ingested_units(self, source: str) -> dict[str, tuple[str, int]]:
+        """Every unit ``source`` ingested (files, API extractions) -> (run, rows) of its
+        latest ingestion."""
+        res = self.wh.query(
+            "select uri, run_id, rows from meta.ingested_files where source = ? "
+            "order by arrived_at",
             [source],
         )
-        return {str(uri): str(run_id) for uri, run_id in res.rows}
+        return {str(uri): (str(run_id), int(rows or 0)) for uri, run_id, rows in res.rows}
 
     def ingested_files(self, source: str) -> dict[str, tuple[str, str]]:
         """Every file path ``source`` ingested -> (checksum, run id) of its latest version."""
@@ -291,10 +311,9 @@ class Ledger:
         )
         return {str(uri): (str(checksum), str(run_id)) for uri, checksum, run_id in res.rows}
 
-    def last_watermark(self, source: str) -> tuple[str, str, frozenset[str] | None] | None:
+    def last_watermark(self, source: str) -> StoredWatermark | None:
         """The latest stored watermark of ``source``, the unit (relation) it was taken on, and
-        the fingerprints of its window's rows (None: stored without them, by an older
-        retailhub or on a warehouse whose ledger lacks the table)."""
+        its window (see retailhub.sources.watermark)."""
         res = self.wh.query(
             "select watermark, uri, run_id from meta.ingested_files where source = ? "
             "and watermark is not null order by arrived_at desc limit 1",
@@ -303,16 +322,17 @@ class Ledger:
         if not res.rows:
             return None
         watermark, uri, run_id = res.rows[0]
-        window = None
+        stored = StoredWatermark(str(watermark), str(uri))
         if self.wh.table_exists("meta.watermark_windows"):
             found = self.wh.query(
-                "select row_hashes from meta.watermark_windows where source = ? and run_id = ? "
-                "and watermark = ?",
+                "select window_from, row_hashes from meta.watermark_windows "
+                "where source = ? and run_id = ? and watermark = ?",
                 [source, run_id, watermark],
             ).rows
             if found:
-                window = frozenset(str(found[0][0]).split())
-        return watermark, uri, window
+                start, hashes = found[0]
+                return stored._replace(window_start=start, fingerprints=tuple(hashes.split()))
+        return stored
 
     def previous_accepted_rows(self, dataset: str) -> int | None:
         res = self.wh.query(

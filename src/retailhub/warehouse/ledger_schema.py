@@ -74,13 +74,14 @@ LEDGER_TABLES: dict[str, str] = {
         arrived_at timestamp,
         watermark varchar
     """,
-    # per run and database source with a watermark: the fingerprints (MD5 hex, space
-    # separated) of the rows in the stored watermark's window, which the next extraction
-    # reads again and drops (see retailhub.sources.watermark)
+    # per run and source with a watermark: the lowest watermark its window covers and the
+    # fingerprints (MD5 hex, space separated, one per row) of the rows in it, which the next
+    # extraction reads again and drops (see retailhub.sources.watermark)
     "meta.watermark_windows": """
         run_id varchar not null,
         source varchar not null,
         watermark varchar not null,
+        window_from varchar,
         rows bigint not null,
         row_hashes varchar not null
     """,

@@ -171,7 +171,7 @@ def _next_state(src, unit) -> SourceState:
     return SourceState(
         last_watermark=src.new_watermark(),
         watermark_uri=unit.uri,
-        watermark_window=frozenset(src.watermark_window()),
+        watermark_window=src.watermark_window(),
     )
 
 
@@ -183,7 +183,7 @@ def test_rows_at_the_stored_watermark_are_read_once(db) -> None:
     src = _source(db, table=table, watermark_column="updated_at")
     _, (unit,), (first,) = _land(src)
     assert first.rows == 3 and src.new_watermark() == "2024-01-02 09:00:00"
-    assert len(src.watermark_window()) == 1  # row 3, alone at the highest value
+    assert len(src.watermark_window().fingerprints) == 1  # row 3, alone at the highest value
     _insert(
         db,
         table,
@@ -193,7 +193,9 @@ def test_rows_at_the_stored_watermark_are_read_once(db) -> None:
         ],
     )
     state = _next_state(src, unit)
-    assert ">= '2024-01-02 09:00:00'" in src.extraction_sql(state.last_watermark, inclusive=True)
+    assert ">= '2024-01-02 09:00:00'" in src.extraction_sql(
+        state.last_watermark, state.watermark_window
+    )
     con, (unit,), (second,) = _land(src, state)
     assert con.sql("SELECT id FROM raw ORDER BY id").fetchall() == [(4,), (5,)]
     assert second.rows == 2 and second.watermark_to == "2024-01-02 09:30:00"
@@ -202,7 +204,8 @@ def test_rows_at_the_stored_watermark_are_read_once(db) -> None:
     assert con.sql("SELECT id FROM raw").fetchall() == [(6,)] and third.rows == 1
     # nothing new: row 5 and 6 are read again and dropped, the watermark stays
     state = _next_state(src, unit)
-    assert len(state.watermark_window or ()) == 2
+    assert state.watermark_window is not None
+    assert len(state.watermark_window.fingerprints) == 2
     _, _, (fourth,) = _land(src, state)
     assert fourth.rows == 0 and src.new_watermark() == "2024-01-02 09:30:00"
 
@@ -212,16 +215,44 @@ def test_a_lookback_reads_rows_that_committed_late_with_an_older_value(db) -> No
     src = _source(db, table=table, watermark_column="updated_at", watermark_lookback="1h")
     _, (unit,), _ = _land(src)
     # the window is every row within an hour of the highest value: row 3 only (09:00)
-    assert len(src.watermark_window()) == 1
+    assert len(src.watermark_window().fingerprints) == 1
     _insert(db, table, [(7, "LATE", 1, "9.99", "2024-01-02 08:30:00")])
     state = _next_state(src, unit)
-    assert ">= '2024-01-02 08:00:00'" in src.extraction_sql(state.last_watermark, inclusive=True)
+    assert ">= '2024-01-02 08:00:00'" in src.extraction_sql(
+        state.last_watermark, state.watermark_window
+    )
     con, (unit,), (second,) = _land(src, state)
     assert con.sql("SELECT id FROM raw").fetchall() == [(7,)] and second.rows == 1
     assert src.new_watermark() == "2024-01-02 09:00:00"  # row 3, read again, is still the top
-    assert len(src.watermark_window()) == 2  # rows 3 and 7
+    assert len(src.watermark_window().fingerprints) == 2  # rows 3 and 7
     _, _, (third,) = _land(src, _next_state(src, unit))
     assert third.rows == 0
+
+
+def test_adding_a_lookback_later_reads_no_row_twice(db) -> None:
+    """The window stored without a lookback holds only the top rows: the rows the new
+    lookback reaches below it were read without fingerprints, so they are not read again."""
+    table = _create_orders(db)
+    plain = _source(db, table=table, watermark_column="updated_at")
+    _, (unit,), _ = _land(plain)
+    state = _next_state(plain, unit)
+    wider = _source(db, table=table, watermark_column="updated_at", watermark_lookback="2d")
+    assert ">= '2024-01-02 09:00:00'" in wider.extraction_sql(
+        state.last_watermark, state.watermark_window
+    )
+    _insert(db, table, [(8, "NEW", 1, "1.00", "2024-01-02 10:00:00")])
+    con, (unit,), (second,) = _land(wider, state)
+    assert con.sql("SELECT id FROM raw").fetchall() == [(8,)] and second.rows == 1
+    # the window now reaches back to where that run began reading, not two days
+    assert wider.watermark_window().start == "2024-01-02 09:00:00"
+    _, _, (third,) = _land(wider, _next_state(wider, unit))
+    assert third.rows == 0
+
+
+def test_a_text_watermark_is_refused(db) -> None:
+    table = _create_orders(db)
+    with pytest.raises(SourceError, match="watermark_column 'sku' is text"):
+        _land(_source(db, table=table, watermark_column="sku"))
 
 
 def test_a_numeric_lookback_on_an_integer_watermark(db) -> None:
@@ -230,7 +261,7 @@ def test_a_numeric_lookback_on_an_integer_watermark(db) -> None:
         db, query=f"SELECT id, sku FROM {table}", watermark_column="id", watermark_lookback=2
     )
     _, (unit,), _ = _land(src)
-    assert len(src.watermark_window()) == 3  # ids 1..3 are within 2 of 3
+    assert len(src.watermark_window().fingerprints) == 3  # ids 1..3 are within 2 of 3
     db.execute(f"DELETE FROM {table} WHERE id = 1")
     _insert(db, table, [(2 + 100, "X", 1, "1.00", "2024-01-05 00:00:00")])
     con, _, (second,) = _land(src, _next_state(src, unit))

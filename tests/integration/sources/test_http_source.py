@@ -363,6 +363,13 @@ def test_each_run_replaces_the_previous_snapshot_or_appends(api, tmp_path, mode)
         assert run_and_read() == [(1, 1), (2, 20)]
         # another URL (a parameter added) is the same API's answer: it replaces it too
         assert run_and_read("    params: {status: all}\n") == [(1, 1), (2, 20)]
+        # an API answering [] is more likely broken than empty: refused, history kept
+        served.clear()
+        with pytest.raises(AssertionError, match="answered with no record, where its earlier"):
+            run_and_read()
+        with Project.load(tmp_path).open_warehouse(read_only=True) as wh:
+            assert wh.query("select count(*) from raw.orders").rows[0][0] == 2
+        assert run_and_read("    allow_empty_snapshot: true\n") == []
     else:
         assert run_and_read() == [(1, 1), (1, 1), (2, 2), (2, 20), (3, 3)]
 
@@ -427,3 +434,46 @@ def test_incremental_numbers_compare_as_numbers_and_config_errors(api) -> None:
     missing = _source(f"{api.url}/e", incremental={"param": "after", "field": "updated"})
     with pytest.raises(SourceError, match=r"incremental\.field 'updated' is not in the records"):
         _land(missing)
+
+
+def test_a_token_with_a_line_break_is_trimmed_and_one_with_a_space_refused(
+    api, monkeypatch
+) -> None:
+    """A token from a mounted secret file ends with a line break: httpx refused the header
+    and quoted it, token and all, into the error, the ledger and `runs show`."""
+    api.handler = lambda req: (
+        api.Reply(body=[{"id": 1}])
+        if req.headers.get("x-key") == TOKEN
+        else api.Reply(401, {"error": "unauthorized"})
+    )
+    monkeypatch.setenv("SHOP_KEY", TOKEN + "\n")
+    _, (unit,) = _land(_source(f"{api.url}/o", token_env="SHOP_KEY", token_header="X-Key"))
+    assert unit.rows == 1
+    monkeypatch.setenv("SHOP_KEY", "tok en-secret")
+    with pytest.raises(ConfigError, match=r"SHOP_KEY .* holds a space") as err:
+        _land(_source(f"{api.url}/o", token_env="SHOP_KEY", token_header="X-Key"))
+    assert "en-secret" not in str(err.value)
+
+
+def test_a_source_whose_rows_are_in_another_dataset_is_stopped(api, tmp_path) -> None:
+    """A pass-through source landed in a dataset called 'none' before 2026-12-08; feeding
+    its own name now would split its history silently."""
+    from retailhub.pipeline.project import Project
+
+    api.handler = lambda req: api.Reply(body=[{"id": 1}])
+
+    def run(dataset: str):
+        (tmp_path / "retailhub.yaml").write_text(
+            f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/o\n"
+            f"    layout: none\n{dataset}",
+            encoding="utf-8",
+        )
+        return Project.load(tmp_path).run()
+
+    assert run("    dataset: none\n").ok  # as the old naming left it
+    moved = run("")
+    assert moved.exit_code == 2
+    assert "source 'api' now feeds dataset 'api', but its earlier rows are in raw.none" in (
+        moved.error or ""
+    )
+    assert run("    dataset: none\n").ok

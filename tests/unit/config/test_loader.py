@@ -57,6 +57,24 @@ def test_unknown_key_inside_a_source_names_the_source(tmp_path: Path) -> None:
     assert "encodng" in str(exc.value)
 
 
+def test_a_pass_through_source_needs_a_name_that_can_name_its_tables(tmp_path: Path) -> None:
+    """It feeds the dataset of its own name; ERP-Orders failed later, inside DuckDB."""
+    write(
+        tmp_path,
+        "project: t\nsources:\n  ERP-Orders:\n    type: csv\n    path: a.csv\n    layout: none\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_project(tmp_path)
+    assert exc.value.exit_code == 2 and exc.value.context["key"] == "sources.ERP-Orders"
+    assert "'ERP-Orders' is not a table name" in str(exc.value)
+    write(
+        tmp_path,
+        "project: t\nsources:\n  ERP-Orders:\n    type: csv\n    path: a.csv\n"
+        "    layout: none\n    dataset: erp_orders\n",
+    )
+    assert load_project(tmp_path).settings.sources["ERP-Orders"].target_dataset == "erp_orders"
+
+
 def test_wrong_type_says_what_was_expected(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "runner:\n  retries: many\n")
     with pytest.raises(ConfigError) as exc:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 
 from retailhub.config.sources import SourceConfig
-from retailhub.errors import SourceError
+from retailhub.errors import ConfigError, SourceError
 from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
 from retailhub.sources import InputUnit, SourceState, build_source
+from retailhub.sources.base import StoredWindow
 from retailhub.sources.landing import land
 from retailhub.sources.layout import get_layout
 from retailhub.warehouse.ledger import Ledger
@@ -28,12 +29,16 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     cfg = ctx.settings.sources[name]
     source = build_source(cfg, ctx.project.root)
     ledger = Ledger(ctx.warehouse)
+    _refuse_moved_dataset(cfg, ledger)
     known = ledger.ingested_files(name)
-    watermark, watermark_uri, window = ledger.last_watermark(name) or (None, None, None)
+    stored = ledger.last_watermark(name)
+    window = None
+    if stored is not None and stored.fingerprints is not None:
+        window = StoredWindow(stored.window_start, stored.fingerprints)
     state = SourceState(
         ingested_checksums=ledger.ingested_checksums(name),
-        last_watermark=watermark,
-        watermark_uri=watermark_uri,
+        last_watermark=stored.watermark if stored else None,
+        watermark_uri=stored.uri if stored else None,
         watermark_window=window,
         latest_checksums={uri: checksum for uri, (checksum, _run) in known.items()},
     )
@@ -49,7 +54,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             )
     else:
         _refuse_changed_files(name, changed, known)
-    replaced = [u.replaces for u in changed] + _snapshots_replaced(cfg, units, ledger)
+    earlier_snapshots = _snapshots_replaced(cfg, units, ledger)
+    replaced = [u.replaces for u in changed] + sorted(earlier_snapshots)
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
@@ -69,6 +75,7 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         progress=lambda rows: ctx.progress.task_advanced(task.name, rows),
         check_columns=check_columns,
     )
+    _refuse_empty_snapshot(cfg, landed, earlier_snapshots)
     # an extraction from a stored watermark that found nothing new records nothing: the
     # stored watermark and its window stay the ones to start from
     landed = [u for u in landed if u.rows or u.watermark_from is None]
@@ -93,36 +100,84 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     )
 
 
-def _snapshots_replaced(cfg: SourceConfig, units: list[InputUnit], ledger: Ledger) -> list[str]:
-    """The earlier extractions an API snapshot replaces: an API read whole every run would
-    otherwise append every record again on each run. All of them, not only those of the same
-    URL: with its parameters changed, the API's answer still replaces the earlier one."""
+def _refuse_moved_dataset(cfg: SourceConfig, ledger: Ledger) -> None:
+    """Stop a source whose earlier rows are in another dataset than the one it now feeds.
+
+    retailhub before 2026-12-08 put a source with layout none and no ``dataset`` in a
+    dataset called 'none'; it now feeds the dataset of its own name. Without this check its
+    history would split silently between ``raw.none`` and ``raw.<source>``, and its stored
+    watermark or file checksums would keep the old rows from ever being read again.
+    """
+    earlier = ledger.datasets_of_source(cfg.name)
+    if not earlier or cfg.target_dataset in earlier:
+        return
+    shown = ", ".join(f"raw.{d}" for d in sorted(earlier))
+    raise ConfigError(
+        f"source {cfg.name!r} now feeds dataset {cfg.target_dataset!r}, but its earlier rows "
+        f"are in {shown}: set its dataset to {sorted(earlier)[0]!r} to go on there, or give "
+        f"the source a new name to start {cfg.target_dataset!r} afresh (nothing was ingested)",
+        key=f"sources.{cfg.name}.dataset",
+    )
+
+
+def _snapshots_replaced(
+    cfg: SourceConfig, units: list[InputUnit], ledger: Ledger
+) -> dict[str, tuple[str, int]]:
+    """The earlier extractions an API snapshot replaces, with their (run, rows): an API read
+    whole every run would otherwise append every record again on each run. All of them, not
+    only those of the same URL: with its parameters changed, the API's answer still
+    replaces the earlier one."""
     if getattr(cfg, "mode", None) != "snapshot" or not units:
-        return []
+        return {}
     earlier = ledger.ingested_units(cfg.name)
-    replaced = sorted(earlier)
-    for uri in replaced:
+    for uri, (run_id, _rows) in sorted(earlier.items()):
         log.info(
-            "source %s: this run's records replace those of the extraction by run %s",
+            "source %s: this run's records replace those of %s, ingested by run %s",
             cfg.name,
-            earlier[uri],
+            uri,
+            run_id,
         )
-    return replaced
+    return earlier
 
 
-def _keep_window(ctx: RunContext, source: str, fingerprints: list[str]) -> str:
-    """A scratch table holding the new watermark's window until the publish records it (a
-    window with a lookback can hold many rows: too many for the task's JSON payload)."""
+def _refuse_empty_snapshot(
+    cfg: SourceConfig, landed: list, earlier: dict[str, tuple[str, int]]
+) -> None:
+    """An API that answers with no record, where its last answer had some, is more often
+    broken (an expired filter, an outage answering []) than empty: as a snapshot it would
+    empty the dataset's history, so the run stops unless the source allows it."""
+    had = max((rows for _run, rows in earlier.values()), default=0)
+    if not earlier or had == 0 or any(u.rows for u in landed):
+        return
+    if getattr(cfg, "allow_empty_snapshot", False):
+        log.warning("source %s: the API answered with no record: its %d rows go", cfg.name, had)
+        return
+    raise SourceError(
+        f"source {cfg.name!r}: the API answered with no record, where its earlier answers "
+        f"had up to {had:,}; as a snapshot this would empty the dataset's history, so nothing "
+        "was ingested. If the API really is empty now, set allow_empty_snapshot: true",
+        source=cfg.name,
+    )
+
+
+def _keep_window(
+    ctx: RunContext, source: str, window: StoredWindow | None
+) -> dict[str, str | None] | None:
+    """Where the new watermark's window waits for the publish to record it: its fingerprints
+    in a scratch table (a window with a lookback can hold many rows: too many for the task's
+    JSON payload), its start in the payload."""
     import pyarrow as pa
 
+    if window is None:
+        return None
     table = work("landing", f"{source}__watermark_window")
-    rows = pa.table({"row_hash": pa.array(fingerprints, pa.string())})
+    rows = pa.table({"row_hash": pa.array(window.fingerprints, pa.string())})
     ctx.con.register("__rh_window", rows)
     try:
         ctx.con.execute(f"create or replace table {table} as select * from __rh_window")
     finally:
         ctx.con.unregister("__rh_window")
-    return table
+    return {"table": table, "start": window.start}
 
 
 def _refuse_changed_files(

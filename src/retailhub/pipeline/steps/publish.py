@@ -134,7 +134,8 @@ def _file_row(run_id: str, ingest: dict, unit: dict) -> dict:
 
 
 def _window_row(ctx: RunContext, ingest: dict) -> dict:
-    table = ingest["watermark_window"]
+    window = ingest["watermark_window"]
+    table = window["table"]
     if not table_exists(ctx, table):
         raise WarehouseError(
             f"run {ctx.run_id}: the watermark window of source '{ingest['source']}' ({table}) "
@@ -146,6 +147,7 @@ def _window_row(ctx: RunContext, ingest: dict) -> dict:
         "run_id": ctx.run_id,
         "source": ingest["source"],
         "watermark": ingest["watermark"],
+        "window_from": window["start"],
         "rows": len(hashes),
         "row_hashes": " ".join(hashes),
     }
