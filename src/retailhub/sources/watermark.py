@@ -165,6 +165,8 @@ class WatermarkWindow:
                 "casts it)",
                 source=self.source,
             )
+        if pa.types.is_floating(values.type):
+            batch, values = self._without_nan(batch, values)
         self.nulls += values.null_count
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):
@@ -199,6 +201,20 @@ class WatermarkWindow:
         keep = np.ones(batch.num_rows, dtype=bool)
         keep[drop] = False
         return batch.filter(pa.array(keep))
+
+    def _without_nan(
+        self, batch: pa.RecordBatch, values: pa.Array
+    ) -> tuple[pa.RecordBatch, pa.Array]:
+        """NaN watermarks are read once, like NULLs: PostgreSQL sorts NaN above every number,
+        so a NaN row would come back on every later run while Arrow's maximum skips it."""
+        nan = pc.fill_null(pc.is_nan(values), False)
+        count = pc.sum(nan).as_py() or 0
+        if not count:
+            return batch, values
+        if self.stored is None:  # the first extraction keeps them, counted with the NULLs
+            return batch, pc.if_else(nan, pa.scalar(None, values.type), values)
+        keep = pc.invert(nan)
+        return batch.filter(keep), values.filter(keep)
 
     def _prune(self) -> None:
         """Drop the candidate rows the risen maximum has left behind (vectorised)."""
