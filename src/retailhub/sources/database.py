@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import pyarrow as pa
@@ -89,7 +88,7 @@ class DatabaseSource:
         else:
             schema, batches = stream_mysql(target, sql, self.name, cfg.batch_size)
         if self._window is not None:
-            batches = self._track_watermark(self._watermark_index(schema), batches)
+            batches = self._window.stream(batches, self._watermark_index(schema))
         return pa.RecordBatchReader.from_batches(schema, batches)
 
     def extraction_sql(
@@ -128,40 +127,6 @@ class DatabaseSource:
                 source=self.name,
             )
         return index
-
-    def _track_watermark(
-        self, index: int, batches: Iterator[pa.RecordBatch]
-    ) -> Iterator[pa.RecordBatch]:
-        """Pass the batches on less the rows read before, tracking the watermark's window."""
-        window = self._window
-        assert window is not None
-        try:
-            for batch in batches:
-                kept = window.filter(batch, index)
-                if kept.num_rows:
-                    yield kept
-        finally:
-            # on an error here the driver's stream must end now, not when collected: an
-            # unfinished MariaDB result keeps the table locked against DDL meanwhile
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-        if window.skipped:
-            log.info(
-                "source %s: %d row(s) at or below the stored watermark %s were read before "
-                "and are skipped",
-                self.name,
-                window.skipped,
-                window.stored,
-            )
-        if window.nulls and window.stored is None:
-            log.warning(
-                "source %s: %d row(s) have no %s (NULL): this first extraction reads them, "
-                "later ones cannot tell new such rows from old and do not read them",
-                self.name,
-                window.nulls,
-                window.column,
-            )
 
     def _target(self, *, with_password: bool) -> DbTarget:
         cfg = self.config

@@ -101,26 +101,11 @@ class HttpSource:
 
         if self._window is None:
             return pa.RecordBatchReader.from_batches(batcher.schema, batches())
+        # the API answers from the stored value on (inclusive or not, APIs differ): the
+        # records read before are dropped by their fingerprints
         index = self._field_index(batcher.schema)
-        window = self._window
-
-        def new_records() -> Iterator[pa.RecordBatch]:
-            # the API answers from the stored value on (inclusive or not, APIs differ): the
-            # records read before are dropped by their fingerprints
-            stream = batches()
-            try:
-                for batch in stream:
-                    kept = window.filter(batch, index)
-                    if kept.num_rows:
-                        yield kept
-            finally:
-                stream.close()
-            if window.skipped:
-                log.info(
-                    "source %s: %d record(s) read before were skipped", self.name, window.skipped
-                )
-
-        return pa.RecordBatchReader.from_batches(batcher.schema, new_records())
+        new_records = self._window.stream(batches(), index)
+        return pa.RecordBatchReader.from_batches(batcher.schema, new_records)
 
     def _field_index(self, schema: pa.Schema) -> int:
         field = self.config.incremental.field if self.config.incremental else ""

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
@@ -34,6 +35,8 @@ import pyarrow.compute as pc
 from retailhub.config.sources import Lookback
 from retailhub.errors import SourceError
 from retailhub.sources.base import StoredWindow
+
+log = logging.getLogger(__name__)
 
 
 def watermark_text(value: Any) -> str:
@@ -148,6 +151,37 @@ class WatermarkWindow:
             fingerprints.extend(row_fingerprint(r) for r in rows)
         text = self._maximum_text if start == self.maximum and self._maximum_text else None
         return StoredWindow(text or watermark_text(start), tuple(sorted(fingerprints)))
+
+    def stream(self, batches: Iterator[pa.RecordBatch], index: int) -> Iterator[pa.RecordBatch]:
+        """The batches less the rows read before (``filter`` each), then a log line of what
+        was skipped and, on a first extraction, of the rows without a watermark."""
+        try:
+            for batch in batches:
+                kept = self.filter(batch, index)
+                if kept.num_rows:
+                    yield kept
+        finally:
+            # on an error here the driver's stream must end now, not when collected: an
+            # unfinished MariaDB result keeps the table locked against DDL meanwhile
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        if self.skipped:
+            log.info(
+                "source %s: %d row(s) at or below the stored watermark %s were read before "
+                "and are skipped",
+                self.source,
+                self.skipped,
+                self.stored,
+            )
+        if self.nulls and self.stored is None:
+            log.warning(
+                "source %s: %d row(s) have no %s (NULL or NaN): this first extraction reads "
+                "them, later ones cannot tell new such rows from old and do not read them",
+                self.source,
+                self.nulls,
+                self.column,
+            )
 
     def filter(self, batch: pa.RecordBatch, index: int) -> pa.RecordBatch:
         """The batch less the rows read before; tracks the maximum and the window's rows."""

@@ -280,10 +280,10 @@ def test_null_watermarks_are_read_once_with_a_warning(db, caplog) -> None:
     db.execute(f"CREATE TABLE {table} (id INTEGER, changed INTEGER)")
     db.execute(f"INSERT INTO {table} VALUES (1, 5), (2, NULL), (3, NULL)")
     src = _source(db, table=table, watermark_column="changed")
-    with caplog.at_level("WARNING", logger="retailhub.sources.database"):
+    with caplog.at_level("WARNING", logger="retailhub.sources.watermark"):
         _, _, (first,) = _land(src)
     assert first.rows == 3 and src.new_watermark() == "5"
-    assert "2 row(s) have no changed (NULL)" in caplog.text
+    assert "2 row(s) have no changed (NULL or NaN)" in caplog.text
 
 
 @pytest.mark.parametrize("db", ["mysql"], indirect=True)
