@@ -74,7 +74,10 @@ class DatabaseSource:
         target = self._target(with_password=True)
         cfg = self.config
         previous = unit.watermark_window
-        sql = self.extraction_sql(unit.watermark_from, previous)
+        column = self.config.watermark_column
+        if column and unit.watermark_from is not None and target.dialect == "postgresql":
+            column = self._column_as_named(target, column)
+        sql = self.extraction_sql(unit.watermark_from, previous, column=column)
         if cfg.watermark_column:
             self._window = WatermarkWindow(
                 cfg.watermark_column,
@@ -91,8 +94,23 @@ class DatabaseSource:
             batches = self._window.stream(batches, self._watermark_index(schema))
         return pa.RecordBatchReader.from_batches(schema, batches)
 
+    def _column_as_named(self, target: DbTarget, column: str) -> str:
+        """The watermark column as the relation spells it. The first extraction finds it
+        whatever its case, but PostgreSQL's quoted names are case-sensitive, so the WHERE
+        of the next one failed for `UpdatedAt` against `updatedat` (a zero-row probe)."""
+        schema, batches = stream_postgres(target, self.extraction_sql(None) + " LIMIT 0", self.name)
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+        names = [n for n in schema.names if n.lower() == column.lower()]
+        return column if column in names or len(names) != 1 else names[0]
+
     def extraction_sql(
-        self, watermark_from: str | None, previous: StoredWindow | None = None
+        self,
+        watermark_from: str | None,
+        previous: StoredWindow | None = None,
+        *,
+        column: str | None = None,
     ) -> str:
         """The SELECT sent to the server (no secrets in it, so it may appear in errors).
 
@@ -109,7 +127,7 @@ class DatabaseSource:
             relation = f"({body}\n) AS rh_extract"
         sql = f"SELECT * FROM {relation}"
         if self.config.watermark_column and watermark_from is not None:
-            column = _quote_ident(self.config.watermark_column, dialect)
+            column = _quote_ident(column or self.config.watermark_column, dialect)
             if previous is not None:
                 bound = lower_bound(watermark_from, self.config.lookback, previous.start)
                 sql += f" WHERE {column} >= {_quote_literal(bound, dialect)}"

@@ -249,6 +249,18 @@ def test_adding_a_lookback_later_reads_no_row_twice(db) -> None:
     assert third.rows == 0
 
 
+def test_a_watermark_column_named_in_another_case(db) -> None:
+    """Found whatever its case on the first run; PostgreSQL's quoted names are
+    case-sensitive, so the next run's WHERE must spell it as the table does."""
+    table = _create_orders(db)
+    src = _source(db, table=table, watermark_column="Updated_At")
+    _, (unit,), (first,) = _land(src)
+    assert first.rows == 3
+    _insert(db, table, [(9, "CASE", 1, "1.00", "2024-01-05 00:00:00")])
+    con, _, (second,) = _land(src, _next_state(src, unit))
+    assert con.sql("SELECT id FROM raw").fetchall() == [(9,)] and second.rows == 1
+
+
 def test_a_text_watermark_is_refused(db) -> None:
     table = _create_orders(db)
     with pytest.raises(SourceError, match="watermark_column 'sku' is text"):
