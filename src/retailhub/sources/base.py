@@ -96,6 +96,11 @@ class Source(Protocol):
         """After ``open`` was drained: the highest watermark seen (database sources only)."""
         ...
 
+    def read_checksum(self) -> str | None:
+        """After ``open`` was drained: a checksum of what was read, for a unit that has none
+        before it is read (an API's answer; a file's is taken at discovery)."""
+        ...
+
     def watermark_window(self) -> StoredWindow | None:
         """After ``open`` was drained: the new watermark's window, to store with it (database
         and incremental API sources; see :mod:`retailhub.sources.watermark`)."""

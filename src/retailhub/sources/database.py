@@ -67,6 +67,9 @@ class DatabaseSource:
     def new_watermark(self) -> str | None:
         return self._window.watermark if self._window is not None else None
 
+    def read_checksum(self) -> str | None:
+        return None
+
     def watermark_window(self) -> StoredWindow | None:
         return self._window.window() if self._window is not None else None
 

@@ -53,6 +53,9 @@ class FileSource(Generic[ConfigT]):
     def new_watermark(self) -> str | None:
         return None
 
+    def read_checksum(self) -> str | None:
+        return None
+
     def watermark_window(self) -> StoredWindow | None:
         return None
 

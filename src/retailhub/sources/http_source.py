@@ -7,6 +7,7 @@ while the landing step drains the reader, one page in memory at a time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ class HttpSource:
         self.config = config
         self.policy = policy or RetryPolicy(config.max_retries, config.backoff_s)
         self._window: WatermarkWindow | None = None
+        self._digest: Any = None  # hashlib sha256 of the records read by the last open()
 
     @property
     def name(self) -> str:
@@ -50,6 +52,11 @@ class HttpSource:
 
     def new_watermark(self) -> str | None:
         return self._window.watermark if self._window is not None else None
+
+    def read_checksum(self) -> str | None:
+        """sha256 of the records read, page by page (their JSON with sorted keys): equal for
+        an unchanged answer, so an unchanged snapshot is not ingested again."""
+        return self._digest.hexdigest() if self._digest is not None else None
 
     def watermark_window(self) -> StoredWindow | None:
         return self._window.window() if self._window is not None else None
@@ -125,6 +132,7 @@ class HttpSource:
         """Yield (records, label) per page until the paging rule says the result is complete."""
         cfg, paging = self.config, self.config.paging
         params: dict[str, Any] = dict(cfg.params)
+        self._digest = hashlib.sha256()
         if since is not None and cfg.incremental is not None:
             params[cfg.incremental.param] = since
         if token:
@@ -156,10 +164,11 @@ class HttpSource:
             )
             records = self._records(document, label)
             fetched += 1
+            page = json.dumps(records, sort_keys=True, default=str)
+            self._digest.update(page.encode())
             if paging.type in ("page", "offset") and records:
                 # An API that ignores the page parameter answers every request with the same
                 # page: stop before appending it twice (cursor paging has seen_cursors).
-                page = json.dumps(records, sort_keys=True, default=str)
                 if page == previous_page:
                     raise SourceError(
                         f"source {self.name!r}: {label} {redact_url(cfg.url)} repeats the page "

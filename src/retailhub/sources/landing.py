@@ -206,7 +206,7 @@ class _Chain:
                 unit_id=unit_id,
                 source=unit.source,
                 uri=unit.recorded_as,
-                checksum=unit.checksum,
+                checksum=unit.checksum or self._source.read_checksum(),
                 bytes=unit.bytes,
                 rows=rows,
                 modified_at=unit.modified_at,

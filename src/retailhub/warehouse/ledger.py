@@ -292,15 +292,19 @@ class Ledger:
         )
         return {str(r[0]) for r in res.rows}
 
-    def ingested_units(self, source: str) -> dict[str, tuple[str, int]]:
-        """Every unit ``source`` ingested (files, API extractions) -> (run, rows) of its
-        latest ingestion."""
+    def ingested_units(self, source: str) -> dict[str, tuple[str, int, str | None]]:
+        """Every unit ``source`` ingested (files, API extractions) -> (run, rows, checksum)
+        of its latest ingestion, the most recent unit last."""
         res = self.wh.query(
-            "select uri, run_id, rows from meta.ingested_files where source = ? "
+            "select uri, run_id, rows, checksum from meta.ingested_files where source = ? "
             "order by arrived_at",
             [source],
         )
-        return {str(uri): (str(run_id), int(rows or 0)) for uri, run_id, rows in res.rows}
+        out: dict[str, tuple[str, int, str | None]] = {}
+        for uri, run_id, rows, checksum in res.rows:
+            out.pop(str(uri), None)  # re-inserted: the dict's order is the ingestion order
+            out[str(uri)] = (str(run_id), int(rows or 0), checksum)
+        return out
 
     def ingested_files(self, source: str) -> dict[str, tuple[str, str]]:
         """Every file path ``source`` ingested -> (checksum, run id) of its latest version."""

@@ -113,6 +113,9 @@ class _FailingSource:
     def new_watermark(self) -> str | None:
         return None
 
+    def read_checksum(self) -> str | None:
+        return None
+
     def open(self, unit: InputUnit) -> pa.RecordBatchReader:
         schema = pa.schema([("v", pa.string())])
 

@@ -54,8 +54,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
             )
     else:
         _refuse_changed_files(name, changed, known)
-    earlier_snapshots = _snapshots_replaced(cfg, units, ledger)
-    replaced = [u.replaces for u in changed] + sorted(earlier_snapshots)
+    snapshot = getattr(cfg, "mode", None) == "snapshot" and bool(units)
+    earlier_snapshots = ledger.ingested_units(name) if snapshot else {}
     table = work("landing", name)
     ctx.con.execute(f"drop table if exists {table}")
     ctx.progress.task_started(task.name, total=None)
@@ -75,7 +75,19 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         progress=lambda rows: ctx.progress.task_advanced(task.name, rows),
         check_columns=check_columns,
     )
-    _refuse_empty_snapshot(cfg, landed, earlier_snapshots)
+    if snapshot and _unchanged_snapshot(name, landed, earlier_snapshots):
+        ctx.con.execute(f"drop table if exists {table}")
+        landed, earlier_snapshots = [], {}
+    elif snapshot:
+        _refuse_empty_snapshot(cfg, landed, earlier_snapshots)
+        for uri, (run_id, _rows, _checksum) in earlier_snapshots.items():
+            log.info(
+                "source %s: this run's records replace those of %s, ingested by run %s",
+                name,
+                uri,
+                run_id,
+            )
+    replaced = [u.replaces for u in changed] + sorted(earlier_snapshots)
     # an extraction from a stored watermark that found nothing new records nothing: the
     # stored watermark and its window stay the ones to start from
     landed = [u for u in landed if u.rows or u.watermark_from is None]
@@ -120,33 +132,28 @@ def _refuse_moved_dataset(cfg: SourceConfig, ledger: Ledger) -> None:
     )
 
 
-def _snapshots_replaced(
-    cfg: SourceConfig, units: list[InputUnit], ledger: Ledger
-) -> dict[str, tuple[str, int]]:
-    """The earlier extractions an API snapshot replaces, with their (run, rows): an API read
-    whole every run would otherwise append every record again on each run. All of them, not
-    only those of the same URL: with its parameters changed, the API's answer still
-    replaces the earlier one."""
-    if getattr(cfg, "mode", None) != "snapshot" or not units:
-        return {}
-    earlier = ledger.ingested_units(cfg.name)
-    for uri, (run_id, _rows) in sorted(earlier.items()):
-        log.info(
-            "source %s: this run's records replace those of %s, ingested by run %s",
-            cfg.name,
-            uri,
-            run_id,
-        )
-    return earlier
+def _unchanged_snapshot(
+    source: str, landed: list, earlier: dict[str, tuple[str, int, str | None]]
+) -> bool:
+    """Whether the API answered exactly as it did last time (same records, by checksum):
+    then nothing is ingested, and a scheduled run finds the warehouse up to date instead of
+    replacing every record with itself and rebuilding the star schema."""
+    if not earlier or len(landed) != 1:
+        return False
+    run_id, _rows, checksum = list(earlier.values())[-1]
+    if checksum is None or landed[0].checksum != checksum:
+        return False
+    log.info("source %s: the API answers as it did for run %s: nothing new", source, run_id)
+    return True
 
 
 def _refuse_empty_snapshot(
-    cfg: SourceConfig, landed: list, earlier: dict[str, tuple[str, int]]
+    cfg: SourceConfig, landed: list, earlier: dict[str, tuple[str, int, str | None]]
 ) -> None:
     """An API that answers with no record, where its last answer had some, is more often
     broken (an expired filter, an outage answering []) than empty: as a snapshot it would
     empty the dataset's history, so the run stops unless the source allows it."""
-    had = max((rows for _run, rows in earlier.values()), default=0)
+    had = max((rows for _run, rows, _checksum in earlier.values()), default=0)
     if not earlier or had == 0 or any(u.rows for u in landed):
         return
     if getattr(cfg, "allow_empty_snapshot", False):
