@@ -227,9 +227,13 @@ class HttpSourceConfig(_SourceBase):
                     f"header {header!r} carries a credential: put the token in an environment "
                     f"variable, name it with token_env and set token_header: {header}"
                 )
-        placed = self.token_param is not None or "token_header" in self.model_fields_set
+        placed = self.token_param is not None or {"token_header", "token_prefix"} & (
+            self.model_fields_set
+        )
         if placed and not self.token_env:
-            raise ValueError("token_header/token_param need token_env (the token's variable)")
+            raise ValueError(
+                "token_header/token_prefix/token_param need token_env (the token's variable)"
+            )
         if self.token_param is not None and "token_header" in self.model_fields_set:
             raise ValueError("give token_header or token_param, not both")
         if self.incremental is not None:

@@ -326,6 +326,7 @@ def test_token_in_a_query_parameter_is_masked_even_url_encoded(api, monkeypatch,
     ("raw", "message"),
     [
         ({"token_header": "X-API-Key"}, "need token_env"),
+        ({"token_prefix": "Token"}, "need token_env"),
         ({"token_env": "T", "token_header": "X-Key", "token_param": "k"}, "not both"),
         ({"headers": {"X-API-Key": "abc"}}, "token_header: X-API-Key"),
     ],
