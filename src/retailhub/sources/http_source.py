@@ -110,7 +110,11 @@ class HttpSource:
             return pa.RecordBatchReader.from_batches(batcher.schema, batches())
         # the API answers from the stored value on (inclusive or not, APIs differ): the
         # records read before are dropped by their fingerprints
-        index = self._field_index(batcher.schema)
+        try:
+            index = self._field_index(batcher.schema)
+        except SourceError:
+            client.close()
+            raise
         new_records = self._window.stream(batches(), index)
         return pa.RecordBatchReader.from_batches(batcher.schema, new_records)
 
