@@ -424,10 +424,10 @@ def bench(
     from retailhub.pipeline.bench import run_benchmark
 
     result = run_benchmark(rows=rows, workdir=workdir, warehouse_url=warehouse, keep=keep)
-    render_rows(result["stages"], title=f"Benchmark: {rows:,} transaction rows")
+    render_rows(result["stages"], title=f"Benchmark: {rows:,} transaction rows", readable=True)
     # one measure per line: a one-row table of eleven columns is cut to fit the terminal
     summary = [{"measure": k, "value": v} for k, v in result["summary"].items()]
-    render_rows(summary, title="Summary")
+    render_rows(summary, title="Summary", readable=True)
 
 
 # -- warehouse administration: init, backup, restore -------------------------------------------

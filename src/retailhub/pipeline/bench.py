@@ -162,7 +162,7 @@ def run_benchmark(
                     "status": t["status"],
                     "seconds": round(secs, 2),
                     "rows": n,
-                    "rows_per_s": f"{n / secs:,.0f}" if n and secs else "",
+                    "rows_per_s": round(n / secs) if n and secs else None,
                 }
             )
         analytics_s = sum(s["seconds"] for s in stages if s["task"] == "analytics")
@@ -171,7 +171,7 @@ def run_benchmark(
             "generate_s": round(gen_s, 1),
             "generate_peak_mb": round(gen_peak / 2**20),
             "pipeline_s": round(run_s, 1),
-            "pipeline_rows_per_s": f"{rows / run_s:,.0f}",
+            "pipeline_rows_per_s": round(rows / run_s),
             "pipeline_cpu_s": round(run_cpu, 1),
             "analytics_s": round(analytics_s, 1),
             "without_analytics_s": round(run_s - analytics_s, 1),
