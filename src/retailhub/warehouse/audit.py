@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from retailhub import os_user
-from retailhub.warehouse.base import PublishBatch, Warehouse, files_predicate
+from retailhub.warehouse.base import PublishBatch, Warehouse, files_predicate, sources_predicate
 
 AUDIT_TABLE = "meta.audit_log"
 OPERATIONS = (
@@ -146,6 +146,22 @@ def add_publish_entries(
                     detail=f"rows of the earlier version of corrected files: {shown}{more}",
                 )
             )
+    for target, sources in batch.supersede.items():
+        if sources and warehouse.table_exists(target):
+            count = warehouse.query(
+                f"select count(*) from {target} where {sources_predicate(sources)}"
+            ).rows[0][0]
+            if count:
+                entries.append(
+                    entry(
+                        "delete",
+                        target,
+                        int(count),
+                        role=role,
+                        run_id=run_id,
+                        detail="superseded by this run's rows of " + ", ".join(sources),
+                    )
+                )
     for target in batch.append:
         detail = "new rows of an incremental run" if target in (incremental or set()) else None
         entries.append(

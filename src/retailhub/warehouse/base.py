@@ -54,13 +54,16 @@ class PublishBatch:
     become its new content; ``append`` adds the relation's rows to the table (created if
     missing); ``rows`` appends small Python records (ledger tables); ``delete`` first removes
     from an existing table the rows of the given files (``(_source, _source_file)`` pairs:
-    the earlier versions of corrected files).
+    the earlier versions of corrected files); ``supersede`` removes from a ledger table the
+    rows of the given sources before ``rows`` adds theirs (state only the newest row of a
+    source is read from, such as ``meta.watermark_windows``, so it does not grow every run).
     """
 
     replace: dict[str, str] = field(default_factory=dict)
     append: dict[str, str] = field(default_factory=dict)
     delete: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    supersede: dict[str, list[str]] = field(default_factory=dict)
     # An ``append`` target that does not exist yet may instead take over this staged table
     # (from ``Warehouse.staging_table``) with constant columns added: no copy of the rows.
     adoptable: dict[str, StagedTable] = field(default_factory=dict)
@@ -152,12 +155,18 @@ class Warehouse(ABC):
         self.close()
 
 
+def sources_predicate(sources: list[str]) -> str:
+    """SQL (both engines) true for the ledger rows of ``sources`` (its ``source`` column)."""
+    return "source in (" + ", ".join(_literal(s) for s in sources) + ")"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def files_predicate(files: list[tuple[str, str]]) -> str:
     """SQL (both engines) true for the rows of ``files``, ``(_source, _source_file)`` pairs."""
-
-    def literal(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
     return " or ".join(
-        f"(_source = {literal(source)} and _source_file = {literal(uri)})" for source, uri in files
+        f"(_source = {_literal(source)} and _source_file = {_literal(uri)})"
+        for source, uri in files
     )

@@ -35,6 +35,7 @@ from retailhub.warehouse.base import (
     Warehouse,
     files_predicate,
     is_staging_table,
+    sources_predicate,
 )
 from retailhub.warehouse.ledger_schema import create_statements
 
@@ -157,6 +158,9 @@ class DuckDBWarehouse(Warehouse):
                     )
                     con.execute(f"insert into {target} by name select * from {rel}")
                 _after(batch, target)
+            for target, sources in batch.supersede.items():
+                if sources and self.table_exists(target):
+                    con.execute(f"delete from {target} where {sources_predicate(sources)}")
             for target, records in batch.rows.items():
                 self._insert(target, records)
                 _after(batch, target)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit
-from retailhub.warehouse.base import SCHEMAS, PublishBatch, files_predicate
+from retailhub.warehouse.base import SCHEMAS, PublishBatch, files_predicate, sources_predicate
 from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
@@ -490,6 +490,9 @@ class Publisher:
             if plan.kind == "append":
                 self._append(plan, policy)
                 self._after(plan.target)
+        for table, sources in self.batch.supersede.items():
+            if sources and self.wh.table_exists(table):
+                ex(f"delete from {qualified(table)} where {sources_predicate(sources)}")
         for table, records in self.batch.rows.items():
             if records:
                 copy_rows(self.conn, table, self._with_merge_audit(table, records))

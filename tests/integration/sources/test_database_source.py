@@ -439,15 +439,25 @@ def test_incremental_runs_through_the_pipeline_and_its_ledger(
     with project.open_warehouse(read_only=True) as wh:
         per_run = wh.query(
             "select f.rows, f.watermark, w.rows from meta.ingested_files f "
-            "join meta.watermark_windows w using (run_id, source) where f.source = 'erp' "
+            "left join meta.watermark_windows w using (run_id, source) where f.source = 'erp' "
             "order by f.arrived_at"
         ).rows
+        windows = wh.query("select run_id from meta.watermark_windows").rows
+        pruned = wh.query(
+            "select run_id, rows_affected from meta.audit_log "
+            "where operation = 'delete' and object_name = 'meta.watermark_windows'"
+        ).rows
         ids = wh.query("select id from raw.orders order by id").rows
-    # the run that found nothing recorded nothing: its watermark and window stay in force
-    assert [tuple(int(v) if k != 1 else v for k, v in enumerate(r)) for r in per_run] == [
-        (3, "2024-01-02 09:00:00", 1),
+    # the run that found nothing recorded nothing: its watermark and window stay in force;
+    # the second run's window replaced the first's, which nothing reads any more
+    assert [
+        tuple(v if k == 1 or v is None else int(v) for k, v in enumerate(r)) for r in per_run
+    ] == [
+        (3, "2024-01-02 09:00:00", None),
         (2, "2024-01-03 08:00:00", 1),
     ]
+    assert windows == [(second.run_id,)]
+    assert [(run, int(n)) for run, n in pruned] == [(second.run_id, 1)]
     assert [int(i) for (i,) in ids] == [1, 2, 3, 4, 5]
     third = write("id").run()
     assert not third.ok

@@ -87,6 +87,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 lineage.append(_edge(ctx.run_id, src, target, m["rows"], now))
     batch.rows["meta.ingested_files"] = files
     if windows:
+        # only a source's newest window is ever read: the older ones go in the same transaction
+        batch.supersede["meta.watermark_windows"] = [w["source"] for w in windows]
         batch.rows["meta.watermark_windows"] = windows
     batch.rows["meta.lineage"] = lineage
     # -- production publishing: keys, pseudonyms, increments, audit rows ----------------------
