@@ -176,8 +176,8 @@ class WatermarkWindow:
             )
         if self.nulls and self.stored is None:
             log.warning(
-                "source %s: %d row(s) have no %s (NULL or NaN): this first extraction reads "
-                "them, later ones cannot tell new such rows from old and do not read them",
+                "source %s: %d row(s) have no %s (NULL, NaN or infinite): this first extraction "
+                "reads them, later ones cannot tell new such rows from old and do not read them",
                 self.source,
                 self.nulls,
                 self.column,
@@ -199,8 +199,7 @@ class WatermarkWindow:
                 "casts it)",
                 source=self.source,
             )
-        if pa.types.is_floating(values.type):
-            batch, values = self._without_nan(batch, values)
+        batch, values = self._without_nonfinite(batch, values, _nonfinite(column, values))
         self.nulls += values.null_count
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):
@@ -236,18 +235,17 @@ class WatermarkWindow:
         keep[drop] = False
         return batch.filter(pa.array(keep))
 
-    def _without_nan(
-        self, batch: pa.RecordBatch, values: pa.Array
+    def _without_nonfinite(
+        self, batch: pa.RecordBatch, values: pa.Array, nonfinite: pa.Array | None
     ) -> tuple[pa.RecordBatch, pa.Array]:
-        """NaN watermarks are read once, like NULLs: PostgreSQL sorts NaN above every number,
-        so a NaN row would come back on every later run while Arrow's maximum skips it."""
-        nan = pc.fill_null(pc.is_nan(values), False)
-        count = pc.sum(nan).as_py() or 0
-        if not count:
+        """NaN and infinite watermarks are read once, like NULLs: PostgreSQL sorts NaN and
+        Infinity above every number, so such a row would come back on every later run (and an
+        infinite maximum would hide every later row), while no Arrow decimal can hold them."""
+        if nonfinite is None or not pc.any(nonfinite).as_py():
             return batch, values
         if self.stored is None:  # the first extraction keeps them, counted with the NULLs
-            return batch, pc.if_else(nan, pa.scalar(None, values.type), values)
-        keep = pc.invert(nan)
+            return batch, pc.if_else(nonfinite, pa.scalar(None, values.type), values)
+        keep = pc.invert(nonfinite)
         return batch.filter(keep), values.filter(keep)
 
     def _prune(self) -> None:
@@ -298,18 +296,50 @@ class WatermarkWindow:
         return self._typed[text]
 
 
+# ADBC writes them nan, inf, -inf; psql and COPY write NaN, Infinity, -Infinity
+_NONFINITE_TEXT = pa.array(["nan", "inf", "-inf", "infinity", "-infinity"])
+
+
+def _is_pg_numeric(column: pa.Array) -> bool:
+    return (
+        isinstance(column.type, pa.BaseExtensionType)
+        and getattr(column.type, "type_name", None) == "numeric"
+    )
+
+
 def _comparable(column: pa.Array) -> pa.Array:
     """The column as values that compare as the database compares them. PostgreSQL
     ``numeric`` arrives as an opaque extension type over its text, whose largest string is not
-    the largest number ('9' > '10'): it becomes decimals."""
+    the largest number ('9' > '10'): it becomes decimals (NaN and infinities, which no decimal
+    holds, become NULL; ``_nonfinite`` finds them)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if isinstance(column.type, pa.BaseExtensionType):
-        numeric = getattr(column.type, "type_name", None) == "numeric"
+        numeric = _is_pg_numeric(column)
         column = column.storage
         if numeric:
-            return pa.array([Decimal(v) if v is not None else None for v in column.to_pylist()])
+            texts = column.to_pylist()
+            return pa.array(
+                [
+                    Decimal(v) if v is not None and v.lower() not in _NONFINITE_NAMES else None
+                    for v in texts
+                ]
+            )
     return column
+
+
+_NONFINITE_NAMES = frozenset(_NONFINITE_TEXT.to_pylist())
+
+
+def _nonfinite(column: pa.Array, values: pa.Array) -> pa.Array | None:
+    """Where the watermark is NaN or infinite (a float, or PostgreSQL numeric's text)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if _is_pg_numeric(column):
+        return pc.fill_null(pc.is_in(pc.utf8_lower(column.storage), _NONFINITE_TEXT), False)
+    if pa.types.is_floating(values.type):
+        return pc.fill_null(pc.invert(pc.is_finite(values)), False)
+    return None
 
 
 def _maximum(values: pa.Array) -> Any:

@@ -295,7 +295,29 @@ def test_null_watermarks_are_read_once_with_a_warning(db, caplog) -> None:
     with caplog.at_level("WARNING", logger="retailhub.sources.watermark"):
         _, _, (first,) = _land(src)
     assert first.rows == 3 and src.new_watermark() == "5"
-    assert "2 row(s) have no changed (NULL or NaN)" in caplog.text
+    assert "2 row(s) have no changed (NULL, NaN or infinite)" in caplog.text
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_postgres_numeric_nan_and_infinite_watermarks_are_read_once(db, caplog) -> None:
+    """PostgreSQL numeric holds NaN and ±Infinity, which no Arrow decimal can, and sorts NaN
+    and Infinity above every number: they stopped the extraction, and an infinite maximum
+    would have hidden every later row. They are read once, like NULLs."""
+    table = f"{db.prefix}_nan"
+    db.execute(f"CREATE TABLE {table} (id INTEGER, seq NUMERIC)")
+    db.execute(
+        f"INSERT INTO {table} VALUES (1, 1.5), (2, 'NaN'), (3, 'Infinity'), (4, '-Infinity'), "
+        "(5, 2)"
+    )
+    src = _source(db, table=table, watermark_column="seq")
+    with caplog.at_level("WARNING", logger="retailhub.sources.watermark"):
+        con, _, (first,) = _land(src)
+    assert first.rows == 5 and src.new_watermark() == "2"
+    assert "3 row(s) have no seq (NULL, NaN or infinite)" in caplog.text
+    db.execute(f"INSERT INTO {table} VALUES (6, 'NaN'), (7, 3), (8, 2)")
+    con, _, (second,) = _land(src, _next_state(src, first))
+    assert sorted(con.sql("SELECT id FROM raw").fetchall()) == [(7,), (8,)]
+    assert second.rows == 2 and src.new_watermark() == "3"
 
 
 @pytest.mark.parametrize("db", ["mysql"], indirect=True)

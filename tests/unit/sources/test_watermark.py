@@ -199,3 +199,13 @@ def test_nan_watermarks_are_read_once_like_nulls() -> None:
     # PostgreSQL answers `wm >= 1.5` with the NaN row too: it was read already
     out = later.filter(_batch([1, 2, 3], [nan, 1.5, 2.5], pa.float64()), 1)
     assert out.column(0).to_pylist() == [3]
+
+
+def test_infinite_float_watermarks_are_read_once_and_never_become_the_maximum() -> None:
+    inf = float("inf")
+    first = WatermarkWindow("wm", stored=None, previous=None, lookback=None)
+    out = first.filter(_batch([1, 2, 3], [inf, 1.5, -inf], pa.float64()), 1)
+    assert out.num_rows == 3 and first.watermark == "1.5" and first.nulls == 2
+    later = WatermarkWindow("wm", stored="1.5", previous=first.window(), lookback=None)
+    out = later.filter(_batch([1, 2, 4], [inf, 1.5, 2.5], pa.float64()), 1)
+    assert out.column(0).to_pylist() == [4]
