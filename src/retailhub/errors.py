@@ -74,6 +74,13 @@ class WarehouseError(RetailhubError):
     exit_code = EXIT_RUNTIME
 
 
+class WarehouseAccessDenied(WarehouseError):
+    """The warehouse role lacks a privilege the command needs (the analyst role asked for the
+    ledger, say): the connection's configuration is wrong, so the usage exit code."""
+
+    exit_code = EXIT_USAGE
+
+
 class WarehouseUnavailable(WarehouseError):
     """The warehouse could not be reached or is locked by another run; retrying may help."""
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from retailhub.errors import WarehouseError, WarehouseUnavailable
+from retailhub.errors import WarehouseAccessDenied, WarehouseError, WarehouseUnavailable
 from retailhub.warehouse.base import SCHEMAS, Capabilities, PublishBatch, QueryResult, Warehouse
 from retailhub.warehouse.keys import TableKeys
 from retailhub.warehouse.ledger_schema import LEDGER_INDEXES, LEDGER_TABLES, index_statements
@@ -48,6 +48,12 @@ if TYPE_CHECKING:
     from retailhub.warehouse.pg_roles import InitReport, RoleNames
 
 log = logging.getLogger(__name__)
+
+INSUFFICIENT_PRIVILEGE = "42501"
+ROLE_HINT = (
+    "of the roles 'retailhub warehouse init' creates, the loader reads and writes raw, core, "
+    "marts, quarantine and the ledger (meta); the analyst reads core and marts only"
+)
 
 WORK = "work"
 HIST_SCHEMA = "hist"
@@ -214,15 +220,15 @@ class PostgresWarehouse(Warehouse):
             if not self.table_exists(audit.AUDIT_TABLE):
                 missing_tables.append(audit.AUDIT_TABLE)
         except WarehouseError as exc:
-            if exc.context.get("sqlstate") != "42501":  # insufficient_privilege
+            if exc.context.get("sqlstate") != INSUFFICIENT_PRIVILEGE:
                 raise
             # e.g. the analyst role, or a loader whose grants were revoked
-            raise WarehouseError(
+            raise WarehouseAccessDenied(
                 f"role {self.target.user} may not use the warehouse's schemas: runs need the "
                 "loader role that 'retailhub warehouse init' creates (or the schemas' owner); "
-                f"{exc.message}",
+                f"{exc.message.replace(f' ({ROLE_HINT})', '')}",
                 host=self.target.host,
-                sqlstate="42501",
+                sqlstate=INSUFFICIENT_PRIVILEGE,
             ) from None
         if not missing_schemas and not missing_tables:
             self._add_missing_ledger_indexes()
@@ -531,12 +537,13 @@ class PostgresWarehouse(Warehouse):
         import psycopg
 
         detail = " ".join(self.target.scrub(exc).split())
-        cls = (
-            WarehouseUnavailable
-            if isinstance(exc, psycopg.OperationalError) and self._conn.closed
-            else WarehouseError
-        )
         sqlstate = getattr(exc, "sqlstate", None)
+        cls: type[WarehouseError] = WarehouseError
+        if isinstance(exc, psycopg.OperationalError) and self._conn.closed:
+            cls = WarehouseUnavailable
+        elif sqlstate == INSUFFICIENT_PRIVILEGE:
+            cls = WarehouseAccessDenied
+            detail += f" ({ROLE_HINT})"
         return cls(
             f"{what} on {self.display_url}: {detail}", host=self.target.host, sqlstate=sqlstate
         )

@@ -109,11 +109,15 @@ def test_init_runs_backup_restore_and_audit_trail(
     # the analyst role cannot run: said so, not "unexpected InsufficientPrivilege"
     analyst = pg_db.url.replace(f"//{pg_db.admin.user}@", f"//{pg_db.roles.analyst}@")
     refused = cli("check", *project, "--warehouse", analyst)
-    assert refused.returncode == 3, refused.stderr
+    assert refused.returncode == 2, refused.stderr
     assert (
         f"role {pg_db.roles.analyst} may not use the warehouse's schemas: runs need the "
         "loader role" in " ".join(refused.stderr.split())
     )
+    # nor read the ledger: a configuration error (exit 2) that says which role reads what
+    history = cli("runs", *project, "--warehouse", analyst)
+    assert history.returncode == 2, history.stderr
+    assert "the analyst reads core and marts only" in " ".join(history.stderr.split())
 
     monthly = sorted((demo_project / "data" / "online_retail").glob("*.csv"))
     parked = tmp_path / monthly[-1].name
