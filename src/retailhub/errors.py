@@ -56,6 +56,13 @@ class SourceUnavailable(SourceError):
     transient = True
 
 
+class SourceRetriesExhausted(SourceUnavailable):
+    """A remote source stayed unavailable through its own retries (``max_retries``): the task
+    is not retried on top, which would multiply the attempts and the waiting."""
+
+    transient = False
+
+
 class QualityGateFailed(RetailhubError):
     """A dataset-level rule of severity ``error`` was breached: nothing was published."""
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from retailhub.errors import SourceError, SourceUnavailable
+from retailhub.errors import SourceError, SourceRetriesExhausted
 from retailhub.sources.redact import redact_url, scrub
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def request_json(
                 wait,
             )
             policy.sleep(wait)
-    raise SourceUnavailable(
+    raise SourceRetriesExhausted(
         f"source {source!r}: {what} {shown} unavailable after {policy.max_retries + 1} attempts: "
         f"{last_problem}",
         source=source,

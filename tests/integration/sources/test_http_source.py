@@ -138,7 +138,26 @@ def test_persistent_5xx_becomes_source_unavailable(api) -> None:
     assert len(api.requests) == 3
     assert f"{api.url}/v1/orders" in str(err.value)
     assert "HTTP 503" in str(err.value) and "after 3 attempts" in str(err.value)
-    assert err.value.transient is True
+    # the source spent its own retries: the runner does not retry the task on top
+    assert err.value.transient is False
+
+
+def test_a_run_does_not_multiply_the_sources_retries(api, tmp_path) -> None:
+    """The runner retries transient task failures (runner.retries: 2) and the HTTP source its
+    requests (max_retries): both layers retrying made an unreachable API cost 3 x 3 attempts
+    and ~36 s of waiting before the run said so."""
+    from retailhub.pipeline.project import Project
+
+    api.handler = lambda req: api.Reply(503, {"error": "down"})
+    (tmp_path / "retailhub.yaml").write_text(
+        f"project: t\nsources:\n  api:\n    type: http\n    url: {api.url}/o\n"
+        "    layout: none\n    max_retries: 2\n    backoff_s: 0.01\n",
+        encoding="utf-8",
+    )
+    report = Project.load(tmp_path).run()
+    assert report.exit_code == 3
+    assert "unavailable after 3 attempts: HTTP 503" in (report.error or "")
+    assert len(api.requests) == 3
 
 
 def test_timeout_is_retried_then_unavailable(api) -> None:
