@@ -449,20 +449,21 @@ def _show_dead_runs(wh: Warehouse, runs: list[dict[str, Any]]) -> list[dict[str,
     if live == "":  # a writer holds the warehouse but does not say for which run
         return runs
     return [
-        {
-            **r,
-            "status": "interrupted",
-            # the run could not record why it stopped: say what to do next instead
-            "error": r.get("error")
-            or (
-                "no process runs it any more (killed or crashed); continue it with "
-                f"'retailhub run --resume {r.get('run_id')}' while its scratch database is kept"
-            ),
-        }
-        if r.get("status") == "running" and r.get("run_id") != live
-        else r
+        _as_interrupted(r) if r.get("status") == "running" and r.get("run_id") != live else r
         for r in runs
     ]
+
+
+def _as_interrupted(run: dict[str, Any]) -> dict[str, Any]:
+    """The run shown as interrupted; where the record has an error column (one run's detail,
+    not the history's rows, which must all have the same columns) it says what to do next."""
+    shown = {**run, "status": "interrupted"}
+    if "error" in run and not run["error"]:
+        shown["error"] = (
+            "no process runs it any more (killed or crashed); continue it with "
+            f"'retailhub run --resume {run.get('run_id')}' while its scratch database is kept"
+        )
+    return shown
 
 
 def _require_ledger(wh: Warehouse) -> None:
