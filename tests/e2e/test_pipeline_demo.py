@@ -834,6 +834,37 @@ def test_a_different_pseudonym_key_is_refused_unless_rotating(
     assert [d for (d,) in checks][-1] == f"key check {key_check(second.encode())}"
 
 
+def test_a_run_without_the_pseudonym_key_does_not_publish_pseudonymised_data_in_clear(
+    demo_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler that lost RETAILHUB_PSEUDONYM_KEY published names and e-mails in clear
+    (a warning only) and gave every customer a second history; going back to clear values
+    is now a deliberate --rotate-pseudonym-key, after which keyless runs are normal again."""
+    from retailhub.errors import EXIT_USAGE
+    from retailhub.warehouse.pseudonymise import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "first-key-0123456789abcdef")
+    project = Project.load(demo_project)
+    assert project.run().exit_code == EXIT_OK
+    before = table_fingerprints(demo_project)
+    monkeypatch.delenv(KEY_ENV)
+    refused = project.run(full_refresh=True)
+    assert refused.exit_code == EXIT_USAGE
+    assert f"{KEY_ENV} is not set, but the published personal columns are pseudonyms" in (
+        refused.error or ""
+    )
+    assert table_fingerprints(demo_project) == before
+    assert project.run(full_refresh=True, rotate_pseudonym_key=True).exit_code == EXIT_OK
+    clear = fetch(demo_project, "select count(*) from core.dim_customer where email like '%@%'")
+    assert clear[0][0] > 0
+    assert project.run(full_refresh=True).exit_code == EXIT_OK  # clear is the state now
+    monkeypatch.setenv(KEY_ENV, "first-key-0123456789abcdef")
+    assert project.run(full_refresh=True).exit_code == EXIT_OK  # and a key may come back
+    assert fetch(demo_project, "select count(*) from core.dim_customer where email like '%@%'") == [
+        (0,)
+    ]
+
+
 def test_a_nul_character_quarantines_its_row_instead_of_failing_the_publish(
     demo_project: Path,
 ) -> None:

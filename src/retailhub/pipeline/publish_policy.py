@@ -90,14 +90,17 @@ def prepare(
         incremental=summary.appended,
     )
     key = pseudonymise.key_from_env(environ)
-    if pseudonymised and key is not None:
+    check = pseudonymise.key_check(key) if key is not None else audit.CLEAR
+    # without a key, recorded only when leaving pseudonyms (health allowed it on purpose), so
+    # that later runs without a key are not refused again
+    if pseudonymised and (key is not None or audit.last_key_check(warehouse) not in (None, check)):
         batch.rows[audit.AUDIT_TABLE].append(
             audit.entry(
                 "pseudonymise",
                 ", ".join(pseudonymised),
                 role=audit.db_role(warehouse),
                 run_id=run_id,
-                detail=audit.KEY_CHECK_PREFIX + pseudonymise.key_check(key),
+                detail=audit.KEY_CHECK_PREFIX + check,
             )
         )
     return summary
@@ -106,7 +109,8 @@ def prepare(
 def pseudonymise_batch(
     warehouse: Warehouse, batch: PublishBatch, *, environ: Mapping[str, str] | None = None
 ) -> list[str]:
-    """Replace personal columns of analyst-facing tables by keyed hashes; returns the tables."""
+    """Replace personal columns of analyst-facing tables by keyed hashes; returns the tables
+    with personal columns (published in clear when there is no key)."""
     key = pseudonymise.key_from_env(environ)
     con = warehouse.compute
     touched = []
@@ -131,8 +135,8 @@ def pseudonymise_batch(
                 ", ".join(personal),
                 pseudonymise.KEY_ENV,
             )
-            continue
-        batch.replace[target] = pseudonymise.pseudonymised(relation, columns, key)
+        else:
+            batch.replace[target] = pseudonymise.pseudonymised(relation, columns, key)
         touched.append(target)
     return touched
 

@@ -32,10 +32,13 @@ OPERATIONS = (
 )
 #: The detail of a "pseudonymise" entry: the key check (pseudonymise.key_check) of its key.
 KEY_CHECK_PREFIX = "key check "
+#: The key check recorded when a run without a key went back to personal columns in clear.
+CLEAR = "none (published in clear)"
 
 
 def last_key_check(warehouse: Warehouse) -> str | None:
-    """The key check recorded by the last publish that pseudonymised, if any."""
+    """The key check recorded by the last publish that pseudonymised (or ``CLEAR`` after a
+    run went back to clear values on purpose), if any."""
     if not warehouse.table_exists(AUDIT_TABLE):
         return None
     res = warehouse.query(

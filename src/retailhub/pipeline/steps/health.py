@@ -80,8 +80,17 @@ def check_pseudonym_key(ctx: RunContext) -> None:
             f"are published only pseudonymised: set {pseudonymise.KEY_ENV}",
             key=pseudonymise.KEY_ENV,
         )
-    recorded = audit.last_key_check(ctx.warehouse) if key is not None else None
-    if key is not None and recorded not in (None, pseudonymise.key_check(key)):
+    recorded = audit.last_key_check(ctx.warehouse)
+    if key is None and recorded not in (None, audit.CLEAR) and not ctx.rotate_pseudonym_key:
+        # a scheduler that lost the variable would publish names and e-mails in clear
+        raise ConfigError(
+            f"{pseudonymise.KEY_ENV} is not set, but the published personal columns are "
+            f"pseudonyms (key check {recorded}): this run would publish customer names and "
+            "e-mails in clear and give every customer a second history. Set the key, or, to "
+            "go back to clear values on purpose, run once with --rotate-pseudonym-key",
+            key=pseudonymise.KEY_ENV,
+        )
+    if key is not None and recorded not in (None, audit.CLEAR, pseudonymise.key_check(key)):
         if not ctx.rotate_pseudonym_key:
             raise ConfigError(
                 f"{pseudonymise.KEY_ENV} is not the key the published pseudonyms were made "
