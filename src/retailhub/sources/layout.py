@@ -223,8 +223,13 @@ class Layout:
                     f"{_lit(col.name + ': contains a NUL character (kept as U+FFFD)')} END"
                 )
                 ref = f"replace({ref}, chr(0), chr(65533))"
-            if col.type == "VARCHAR":  # text never fails: normalise only
+            if col.type == "VARCHAR":  # text never fails to type: normalise only
                 stage1.append(f"{_varchar_expr(ref, col.normalize)} AS {v}")
+                if not col.nullable:
+                    # blank counts as missing: the staging models read empty text as NULL
+                    errors.append(
+                        f"CASE WHEN NULLIF(trim({v}), '') IS NULL THEN {_missing(col)} END"
+                    )
                 continue
             formats = col.format
             if date_format and col.type in ("DATE", "TIMESTAMP"):
@@ -241,6 +246,8 @@ class Layout:
                     f"{_lit(' is not a valid ' + col.type)}"
                 )
             errors.append(f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN {reason} END")
+            if not col.nullable:
+                errors.append(f"CASE WHEN {t} IS NULL THEN {_missing(col)} END")
         error_list = (
             f"[e FOR e IN [{', '.join(errors)}] IF e IS NOT NULL]" if errors else "[]::VARCHAR[]"
         )
@@ -302,6 +309,13 @@ def _parse(text: str, where: str) -> Layout:
 
 
 # -- SQL pieces ---------------------------------------------------------------------------------
+
+
+def _missing(col: LayoutColumn) -> str:
+    """The reason of a row lacking a value its layout requires (``nullable: false``): the
+    models need it (an order line without a quantity has no amount), so the row is
+    quarantined, not accepted to fail the model tests and stop every source's publish."""
+    return _lit(f"{col.name}: missing (the layout requires a value)")
 
 
 def _q(name: str) -> str:
