@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import WarehouseError
-from retailhub.warehouse import audit
+from retailhub.warehouse import audit, pg_carry
 from retailhub.warehouse.base import SCHEMAS, PublishBatch, files_predicate, sources_predicate
 from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
@@ -465,13 +465,16 @@ class Publisher:
         # Dimensions before facts: new fact rows must find their (merged) dimension rows.
         replaces = [p for p in self.plans if p.kind == "replace"]
         swaps = [p for p in replaces if p.strategy == "swap"]
-        acls = {p.target: self._acl(p.target) for p in swaps}
-        existing = [p.target for p in swaps if acls[p.target] is not None]
+        # grants, row security, policies and comments of the tables about to be dropped
+        carried = {p.target: pg_carry.read(self.conn, p.target) for p in swaps}
+        existing = [t for t, c in carried.items() if c is not None]
         if existing:
             ex(f"drop table {', '.join(qualified(t) for t in existing)}")
         for plan in swaps:
             self._move_into_place(plan)
-            self._grant(plan.target, acls[plan.target] or [])
+            old = carried[plan.target]
+            if old is not None:
+                pg_carry.apply(self.conn, plan.target, old)
             self._after(plan.target)
         for plan in replaces:
             if plan.strategy == "merge":
@@ -615,6 +618,10 @@ class Publisher:
             f"delete from {target} d where not exists (select 1 from {plan.staged} s where {match})"
         ).rowcount
         self.merge_counts[plan.target] = (inserted, updated, max(deleted, 0))
+        if updated or deleted:
+            # pg_stats shows readers of a column its most common values and histogram: keep
+            # them from the values the merge replaced (names in clear before pseudonyms)
+            ex(f"analyze {target}")
 
     def _with_merge_audit(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Audit rows for what only the merge knows: members updated, inserted, deleted. A
@@ -655,24 +662,6 @@ class Publisher:
         return [*records, *extra]
 
     # -- privileges -------------------------------------------------------------------------------
-    def _acl(self, target: str) -> list[str] | None:
-        """GRANT clauses reproducing ``target``'s privileges (None if it does not exist)."""
-        row = self.conn.execute(
-            "select c.oid, c.relowner from pg_class c where c.oid = to_regclass(%s)",
-            (qualified(target),),
-        ).fetchone()
-        if row is None:
-            return None
-        oid, owner = row
-        rows = self.conn.execute(
-            "select case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end, "
-            "a.privilege_type from pg_class c, aclexplode(c.relacl) a "
-            "left join pg_roles r on r.oid = a.grantee "
-            "where c.oid = %s and a.grantee <> %s",
-            (oid, owner),
-        ).fetchall()
-        return [f"{priv} to {grantee}" for grantee, priv in rows]
-
     def _grant_policy(self) -> dict[str, list[str]]:
         """Schema -> GRANT clauses for the tables it creates or replaces (``warehouse init``)."""
         from retailhub.warehouse.pg_roles import analyst_grants
@@ -680,9 +669,7 @@ class Publisher:
         return analyst_grants(self.conn)
 
     def _grant(self, target: str, grants: list[str]) -> None:
-        for clause in grants:
-            priv, _, grantee = clause.partition(" to ")
-            self.conn.execute(f"grant {priv} on {qualified(target)} to {grantee}")
+        pg_carry.grant(self.conn, target, grants)
 
     def _after(self, target: str) -> None:
         if self.batch.after_table is not None:

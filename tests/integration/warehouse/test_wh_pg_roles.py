@@ -143,3 +143,44 @@ def test_ledger_indexes_come_with_init_and_return_where_the_role_may(
 
     init(pg_db)
     assert set(LEDGER_INDEXES) <= meta_indexes(pg_db)
+
+
+def test_a_swap_keeps_what_a_dba_set_on_the_table_it_replaces(
+    pg_db: PgDatabase, tmp_path: Path
+) -> None:
+    """Column grants, row-level security with its policies, and comments went with the
+    dropped table: a BI role lost its access, and the analyst saw rows a policy hid."""
+    init(pg_db)
+    publish_as_loader(pg_db, tmp_path, "run-1")
+    bi = f"{pg_db.name}_bi"
+    pg_db.sql(f"create role {bi} login")
+    try:
+        pg_db.sql(f"grant usage on schema marts to {bi}")
+        pg_db.sql(f"grant select (x_key) on marts.mart_x to {bi}")
+        pg_db.sql("alter table marts.mart_x enable row level security")
+        pg_db.sql(
+            f"create policy only_big on marts.mart_x for select to {pg_db.roles.analyst} "
+            "using (n > 5)"
+        )
+        pg_db.sql("comment on table marts.mart_x is 'KPIs, one row per key'")
+        pg_db.sql("comment on column marts.mart_x.n is 'the count''s value'")
+        publish_as_loader(pg_db, tmp_path, "run-2")
+        assert pg_db.sql(
+            "select relrowsecurity, obj_description(oid, 'pg_class'), "
+            "col_description(oid, 2) from pg_class where oid = 'marts.mart_x'::regclass"
+        ) == [(True, "KPIs, one row per key", "the count's value")]
+        assert pg_db.sql(
+            "select policyname, roles::text, qual from pg_policies where tablename = 'mart_x'"
+        ) == [("only_big", "{" + pg_db.roles.analyst + "}", "(n > 5)")]
+        assert pg_db.sql(
+            f"select has_column_privilege('{bi}', 'marts.mart_x', 'x_key', 'select'), "
+            f"has_column_privilege('{bi}', 'marts.mart_x', 'n', 'select')"
+        ) == [(True, False)]
+        with psycopg.connect(pg_db.as_role(bi).conninfo(), autocommit=True) as conn:
+            assert conn.execute("select x_key from marts.mart_x").fetchall() == []  # no policy
+            assert denied(conn, "select n from marts.mart_x")
+        with psycopg.connect(pg_db.as_role(pg_db.roles.analyst).conninfo()) as conn:
+            assert conn.execute("select count(*) from marts.mart_x").fetchone() == (0,)
+    finally:
+        pg_db.sql(f"drop owned by {bi}")
+        pg_db.sql(f"drop role {bi}")
