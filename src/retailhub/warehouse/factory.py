@@ -52,7 +52,15 @@ def duckdb_path(url: str, root: Path) -> Path | None:
         )
     else:
         rest = url
-    if rest in ("", ":memory:"):
+    if not rest.strip():
+        # an unset variable in the URL ('duckdb:///${WAREHOUSE_FILE}'): running into memory
+        # would report success and keep nothing
+        raise ConfigError(
+            f"key 'warehouse.url': '{url}' names no file: expected duckdb:///path/file.duckdb "
+            "(relative to the project folder) or duckdb:////absolute/path/file.duckdb",
+            key="warehouse.url",
+        )
+    if rest == ":memory:":
         return None
     path = Path(rest)
     return path if path.is_absolute() else (root / path).resolve()

@@ -190,3 +190,14 @@ def test_a_connection_option_libpq_refuses_is_a_config_error(option: str, said: 
     target = PgTarget.from_url(f"postgresql://u@127.0.0.1:9/db?{option}")
     with pytest.raises(ConfigError, match=f"key 'warehouse.url': .*{said}"):
         target.connect()
+
+
+@pytest.mark.parametrize("url", ["duckdb:///", "duckdb:///  "])
+def test_a_duckdb_url_without_a_file_is_a_config_error(url: str, tmp_path) -> None:
+    """'duckdb:///${UNSET}' ran the whole pipeline into memory, said success and kept nothing."""
+    from retailhub.warehouse.factory import duckdb_path
+
+    with pytest.raises(ConfigError, match=r"key 'warehouse.url': 'duckdb:///\s*' names no file"):
+        duckdb_path(url, tmp_path)
+    assert duckdb_path("duckdb:///:memory:", tmp_path) is None
+    assert duckdb_path("duckdb:///w/x.duckdb", tmp_path) == tmp_path / "w" / "x.duckdb"
