@@ -207,7 +207,8 @@ def _without_unresolvable_sources(raw: dict[str, Any], path: Path) -> dict[str, 
     base = out.get("sources")
     if isinstance(base, dict):
         out["sources"] = resolvable(base, "sources")
-    gone = frozenset(base or {}) - frozenset(out.get("sources") or {})
+    # a 'sources' that is not a mapping is left for the settings' validation to name
+    gone = frozenset(base) - frozenset(out["sources"]) if isinstance(base, dict) else frozenset()
     profiles = out.get("profiles")
     if isinstance(profiles, dict):
         out["profiles"] = {
@@ -401,8 +402,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _reject_secrets(data: dict[str, Any], path: Path) -> None:
-    sections = [data, *[p for p in (data.get("profiles") or {}).values() if isinstance(p, dict)]]
-    for section in sections:
+    profiles = data.get("profiles")
+    sections: list[tuple[str, Any]] = [("", data)]
+    if isinstance(profiles, dict):  # not a mapping: the settings' validation names it
+        sections += [(f"profiles.{name}.", body) for name, body in profiles.items()]
+    for prefix, section in sections:
         for keys in SECRET_KEYS:
             node: Any = section
             for k in keys:
@@ -410,10 +414,10 @@ def _reject_secrets(data: dict[str, Any], path: Path) -> None:
             if node is not None:
                 env = "RETAILHUB_" + "__".join(k.upper() for k in keys)
                 raise ConfigError(
-                    f"{path}: key '{'.'.join(keys)}' is a secret and may only come from the "
-                    f"environment: remove it from the file and set {env}",
+                    f"{path}: key '{prefix}{'.'.join(keys)}' is a secret and may only come from "
+                    f"the environment: remove it from the file and set {env}",
                     file=str(path),
-                    key=".".join(keys),
+                    key=prefix + ".".join(keys),
                 )
 
 

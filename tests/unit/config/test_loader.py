@@ -418,3 +418,26 @@ def test_a_rejected_warehouse_url_is_named_where_it_came_from(
     assert message.startswith(origin.format(path=tmp_path / "retailhub.yaml") + ":"), message
     assert "the URL contains a password" in message
     assert "Pw-In-Url" not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sources: 5", "key 'sources': Input should be a valid dictionary"),
+        ("sources: true", "key 'sources': Input should be a valid dictionary"),
+        ("profiles: 5", "key 'profiles' must be a mapping"),
+        ("profiles: [a]", "key 'profiles' must be a mapping"),
+        (
+            "profiles:\n  prod:\n    warehouse:\n      password: x",
+            "key 'profiles.prod.warehouse.password' is a secret",
+        ),
+    ],
+)
+def test_sections_of_the_wrong_shape_name_their_key(tmp_path: Path, body: str, message) -> None:
+    """They were 'unexpected TypeError/AttributeError' (exit 3), or named a profile's secret
+    as if it were the top-level key."""
+    write(tmp_path, f"project: t\n{body}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_project(tmp_path, sources_optional=True)
+    with pytest.raises(ConfigError, match=message):
+        load_project(tmp_path)
