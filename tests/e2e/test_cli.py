@@ -120,6 +120,9 @@ def test_init_generate_run_query_runs(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no SQL given" in empty.stderr
     as_csv = cli("query", "-p", str(project), "--format", "csv", "select 1 as a, 'x' as b")
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [["a", "b"], ["1", "x"]]
+    # a repeated column name keeps both values in the table (the second hid the first)
+    twice = cli("query", "-p", str(project), "select 'first' as a, 'second' as a")
+    assert twice.returncode == 0 and "first" in twice.stdout and "second" in twice.stdout
     write = cli("query", "-p", str(project), "delete from core.fct_sales")
     assert write.returncode == 2
     assert "read-only" in write.stderr.lower() or "read only" in write.stderr.lower()

@@ -944,6 +944,27 @@ def test_the_pseudonym_key_check_holds_on_resume_and_follows_a_restore(
     assert project.run(full_refresh=True).exit_code == EXIT_OK
 
 
+def test_a_failed_run_cannot_be_resumed_after_a_restore(demo_project: Path, tmp_path: Path) -> None:
+    """The restored warehouse holds none of the failed run's builds (a backup leaves staging
+    tables out): its resume failed half-way (a CatalogException, exit 3) and offered the same
+    resume again. An empty --resume (an unset variable) started a new run."""
+    project = Project.load(demo_project)
+
+    def explode(_table: str) -> None:
+        raise RuntimeError("injected failure while publishing")
+
+    failed = project.run(publish_hook=explode)
+    assert failed.exit_code == EXIT_RUNTIME and failed.resumable
+    backup = project.backup(tmp_path / "after-the-failure.backup")
+    project.restore(backup.path)
+    assert not project.work_db(failed.run_id).exists()
+    with pytest.raises(UsageError, match=f"run {failed.run_id} cannot be resumed"):
+        project.run(resume=failed.run_id)
+    with pytest.raises(UsageError, match="--resume needs a run id"):
+        project.run(resume="")
+    assert project.run().exit_code == EXIT_OK
+
+
 def test_a_resume_that_fails_before_deciding_keeps_its_scratch(
     demo_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -294,8 +294,10 @@ def unique_names(columns: list[str]) -> list[str]:
 
 
 def render_query(result: QueryResult, fmt: str) -> None:
+    # a repeated column name (select 1 as a, 2 as a) gets a suffix (a, a_2) where rows are
+    # keyed by name, as in JSON, instead of the second value hiding the first
+    keys = unique_names(list(result.columns))
     if fmt == "json":
-        keys = unique_names(list(result.columns))
         rows = [{c: _json_value(v) for c, v in zip(keys, r, strict=True)} for r in result.rows]
         sys.stdout.write(json.dumps(rows, indent=2, allow_nan=False) + "\n")
     elif fmt == "csv":
@@ -314,9 +316,9 @@ def render_query(result: QueryResult, fmt: str) -> None:
     elif _table_width(result) > out.width and len(result.columns) > 1:
         # Too wide to show without cutting values to '…': one block per row, as psql's \x.
         for i, row in enumerate(result.rows, start=1):
-            render_record(dict(zip(result.columns, row, strict=True)), f"row {i}", exact=True)
+            render_record(dict(zip(keys, row, strict=True)), f"row {i}", exact=True)
     else:
-        render_rows([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+        render_rows([dict(zip(keys, r, strict=True)) for r in result.rows])
 
 
 def _table_width(result: QueryResult) -> int:

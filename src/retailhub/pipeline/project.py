@@ -122,6 +122,9 @@ class Project:
         """
         command = "run" if publish else "check"
         started = time.perf_counter()
+        if resume is not None and not resume.strip():
+            # --resume "$RUN_ID" with the variable unset: not a new run in disguise
+            raise UsageError("--resume needs a run id (see 'retailhub runs'); it was empty")
         run_id = resume or new_run_id()
         work_db = self.work_db(run_id)
         # Looked at before opening the warehouse, which creates the scratch file; reported
@@ -279,7 +282,7 @@ class Project:
                 raise UsageError(
                     f"run {resume} cannot be resumed: its scratch database "
                     f"{self.work_db(resume)} is gone (it is kept only after a failure, until a "
-                    "run succeeds); start a new run instead"
+                    "run succeeds or a backup is restored); start a new run instead"
                 )
             ledger.reopen_run(resume)
             return Plan.from_json(row["plan_json"]), outputs_from_ledger(
@@ -395,7 +398,14 @@ class Project:
         from retailhub.warehouse.backup import restore
 
         with self._keys_by_origin():
-            return restore(self.settings.warehouse, self.root, Path(path))
+            restored = restore(self.settings.warehouse, self.root, Path(path))
+        # the restored warehouse holds none of the builds a failed run left for --resume
+        # (backups leave staging tables out): such a resume would fail half-way, so it is
+        # refused up front, as after a publish
+        with self.open_warehouse() as wh:
+            if wh.table_exists("meta.pipeline_runs"):
+                self._remove_unresumable_scratch(Ledger(wh), run_id="")
+        return restored
 
     def insights(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last run's ranked insights (``marts.mart_insights``), most important first."""
