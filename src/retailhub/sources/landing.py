@@ -63,9 +63,10 @@ def land(
 ) -> list[LandedUnit]:
     """Stream every unit into ``table`` (created if missing); ``progress`` gets rows per batch.
 
-    ``check_columns`` sees each unit's column names before its rows are read, and may raise to
-    refuse it: the landing table is the union of every file's columns, so a file with a
-    misspelt header would otherwise land with NULL in the column it lacks.
+    ``check_columns`` sees each unit's column names as it writes them (duplicates and all)
+    before its rows are read, and may raise to refuse it: the landing table is the union of
+    every file's columns, so a file with a misspelt header would otherwise land with NULL in
+    the column it lacks.
 
     Raises the source's own SourceError/SourceUnavailable if a unit cannot be read. Units are
     inserted in groups (consecutive units with the same columns share one INSERT); a failure rolls
@@ -156,7 +157,7 @@ class _Chain:
         raw = reader.schema
         names = clean_column_names(raw.names)
         if self._check_columns is not None:
-            self._check_columns(unit, names)
+            self._check_columns(unit, list(raw.names))
         fields = [pa.field(name, _storage_type(f.type)) for name, f in zip(names, raw, strict=True)]
         schema = pa.schema(
             [

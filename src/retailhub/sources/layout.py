@@ -10,6 +10,7 @@ row instead of a failed run.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ _TEXT_TYPES = frozenset({"VARCHAR", "TEXT", "STRING", "CHAR", "BPCHAR", "NAME"})
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _ERR_VALUE_CHARS = 80  # cap on the raw text quoted in an error reason
+
+log = logging.getLogger(__name__)
 
 
 class LayoutColumn(BaseModel):
@@ -92,6 +95,46 @@ class Layout:
         return {c.name: c.type for c in self.columns}
 
     # -- header mapping ---------------------------------------------------------------------------
+
+    def check_header(
+        self,
+        header: Sequence[str],
+        overrides: Mapping[str, str] | None = None,
+        *,
+        source: str = "?",
+        origin: str = "?",
+    ) -> None:
+        """Refuse a header naming a layout column twice, and warn where two spellings of one
+        column both appear (``UnitPrice`` and ``Price``): landing keeps the first of two equal
+        names, so the second's values (descriptions under a second ``Country``) would be
+        published as the first's without a word."""
+        overrides = dict(overrides or {})
+        names = [h.lstrip("\ufeff").strip() for h in header]
+        seen: dict[str, int] = {}
+        for name in names:
+            seen[name.lower()] = seen.get(name.lower(), 0) + 1
+        for col in self.columns:
+            if col.name in overrides:
+                continue
+            twice = [n for n in _matches(col, list(dict.fromkeys(names))) if seen[n.lower()] > 1]
+            if twice:
+                raise ConfigError(
+                    f"source {source!r}: the header of {origin} names column {twice[0]!r} "
+                    f"({col.name}) {seen[twice[0].lower()]} times: rename the wrong one in the "
+                    "file (landing would keep the first and number the others)",
+                    source=source,
+                    path=origin,
+                )
+            spellings = _matches(col, list(dict.fromkeys(names)))
+            if len(spellings) > 1:
+                log.warning(
+                    "source %s: the header of %s has %s for %s: each row takes the first "
+                    "that has a value (map the right one under `columns:` to choose)",
+                    source,
+                    origin,
+                    " and ".join(repr(n) for n in spellings),
+                    col.name,
+                )
 
     def resolve(
         self,

@@ -326,3 +326,17 @@ def test_a_nul_character_is_kept_as_u_fffd_and_named_as_a_type_error(layout: str
         f"{'Description' if layout == 'none' else 'description'}: contains a NUL character "
         "(kept as U+FFFD)"
     ]
+
+
+def test_a_header_naming_a_layout_column_twice_is_refused(caplog) -> None:
+    """Landing keeps the first of two equal names and numbers the other: descriptions under
+    a second 'Country' header were published as countries without a word."""
+    layout = get_layout("online_retail")
+    header = [*RETAIL_HEADER[:2], "Country", *RETAIL_HEADER[3:]]
+    with pytest.raises(ConfigError, match=r"the header of f\.csv names column 'Country' "):
+        layout.check_header(header, source="s", origin="f.csv")
+    layout.check_header(header, {"country": "Country"}, source="s", origin="f.csv")  # chosen
+    layout.check_header([*RETAIL_HEADER, "Notes", "notes"], source="s", origin="f.csv")  # extra
+    with caplog.at_level("WARNING", logger="retailhub.sources.layout"):
+        layout.check_header([*RETAIL_HEADER, "Price"], source="s", origin="f.csv")
+    assert "has 'UnitPrice' and 'Price' for unit_price" in caplog.text

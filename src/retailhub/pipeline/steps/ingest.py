@@ -14,7 +14,7 @@ from retailhub.pipeline.context import RunContext, TaskOutput, work
 from retailhub.pipeline.plan import Task
 from retailhub.sources import InputUnit, SourceState, build_source
 from retailhub.sources.base import StoredWindow
-from retailhub.sources.landing import land
+from retailhub.sources.landing import clean_column_names, land
 from retailhub.sources.layout import get_layout
 from retailhub.warehouse.ledger import Ledger
 
@@ -61,11 +61,12 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
     ctx.progress.task_started(task.name, total=None)
     layout = get_layout(cfg.layout, ctx.project.root)
 
-    def check_columns(unit: InputUnit, columns: list[str]) -> None:
+    def check_columns(unit: InputUnit, header: list[str]) -> None:
         # A CSV header or a Parquet schema is fixed per file, so a column it lacks is a defect
         # of that file. JSON records (files, API pages) simply omit keys that are null.
         if cfg.type in HEADED_SOURCES and not layout.is_pass_through:
-            layout.resolve(columns, cfg.columns, source=name, origin=unit.uri)
+            layout.check_header(header, cfg.columns, source=name, origin=unit.uri)
+            layout.resolve(clean_column_names(header), cfg.columns, source=name, origin=unit.uri)
 
     landed = land(
         ctx.con,
