@@ -456,7 +456,9 @@ class Publisher:
         if not rows:
             return "they have let go since"
         return "; ".join(
-            f"pid {pid} role {role} application {app} in a transaction for {age}"
+            f"pid {pid} role {role} application {app}"
+            # another role's transaction start is hidden from a role without pg_read_all_stats
+            + (f" in a transaction for {age}" if age is not None else " in an open transaction")
             for pid, role, app, age in rows
         )
 

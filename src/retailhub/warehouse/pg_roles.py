@@ -213,6 +213,28 @@ def _protect_audit_log(conn: psycopg.Connection[Any], report: InitReport, loader
     table = qualified(audit.AUDIT_TABLE)
     conn.execute(f"revoke all on {table} from {quote_ident(loader)}")
     _grant(conn, report, f"select, insert on {table}", loader)
+    conn.execute(_AUDIT_STAMP_FUNCTION)
+    conn.execute(
+        f"create or replace trigger audit_log_stamp before insert on {table} "
+        "for each row execute function meta.rh_audit_stamp()"
+    )
+
+
+# The loader may insert audit rows, so it could write another role's name or an old date into
+# them: the server sets who and when for every role but the log's owner (who could rewrite the
+# table anyway, and whose restore brings back the dump's rows as they were recorded).
+_AUDIT_STAMP_FUNCTION = """
+create or replace function meta.rh_audit_stamp() returns trigger language plpgsql as $$
+begin
+    if not pg_has_role(current_user, (select relowner from pg_class where oid = tg_relid),
+                       'member') then
+        new.db_role := current_user;
+        new.logged_at := clock_timestamp() at time zone 'utc';
+    end if;
+    return new;
+end
+$$
+"""
 
 
 def _withhold_clear_personal_data(

@@ -80,10 +80,15 @@ def test_loader_publishes_but_cannot_tamper(pg_db: PgDatabase, tmp_path: Path) -
             "select rolsuper from pg_roles where rolname = current_user"
         ).fetchone() == (False,)
         assert conn.execute("select count(*) from raw.x").fetchone() == (2,)
+        # the loader may add audit rows, but not say they are another role's or backdate them
         conn.execute(
-            "insert into meta.audit_log (logged_at, operation, object_name) "
-            "values (now(), 'load', 'x')"
+            "insert into meta.audit_log (logged_at, operation, object_name, db_role) "
+            "values (now() - interval '1 year', 'load', 'forged', 'postgres')"
         )
+        assert conn.execute(
+            "select db_role, logged_at > now() at time zone 'utc' - interval '1 hour' "
+            "from meta.audit_log where object_name = 'forged'"
+        ).fetchone() == (pg_db.roles.loader, True)
         assert denied(conn, "update meta.audit_log set detail = 'rewritten'")
         assert denied(conn, "delete from meta.audit_log")
         assert denied(conn, "drop table meta.audit_log")
