@@ -606,6 +606,12 @@ def _import_duckdb(
 
     try:
         escaped = str(export).replace("'", "''")
+        # The archive's schema.sql and load.sql are SQL that IMPORT runs: confined to the
+        # extracted folder, an edited backup cannot read or write any other file
+        # (a checksum proves the archive intact, not who made it).
+        con.execute(f"set allowed_directories = ['{escaped}/']")
+        con.execute("set enable_external_access = false")
+        con.execute("set lock_configuration = true")
         con.execute(f"import database '{escaped}'")
         for table, expected in tables.items():
             schema, name = table.split(".", 1)

@@ -211,6 +211,40 @@ def test_duckdb_backup_leaves_out_a_failed_runs_staging_tables(tmp_path: Path) -
         wh.close()
 
 
+def test_a_duckdb_restore_runs_the_archives_sql_confined_to_its_folder(tmp_path: Path) -> None:
+    """IMPORT DATABASE runs the archive's schema.sql: an edited backup (checksums recomputed:
+    they prove integrity, not origin) wrote a file of its choosing during a restore."""
+    from retailhub.warehouse.backup import write_checksums
+
+    path = tmp_path / "wh" / "warehouse.duckdb"
+    cfg = WarehouseConfig(url=f"duckdb:///{path}")
+    wh = open_duckdb(path, tmp_path, label="populate")
+    populate(wh, "run-1", 10)
+    published = fingerprints(wh)
+    wh.close()
+    out = tmp_path / "wh.backup"
+    backup(cfg, tmp_path, out)
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(out) as tar:
+        tar.extractall(unpacked, filter="data")
+    (schema_sql,) = unpacked.rglob("schema.sql")
+    planted = tmp_path / "planted.csv"
+    with schema_sql.open("a", encoding="utf-8") as f:
+        f.write(f"\nCOPY (SELECT 42) TO '{planted}';\n")
+    with tarfile.open(out, "w") as tar:
+        for item in sorted(unpacked.iterdir()):
+            tar.add(item, arcname=item.name)
+    write_checksums(out)
+    with pytest.raises(WarehouseError, match="file system operations are disabled"):
+        restore(cfg, tmp_path, out)
+    assert not planted.exists()
+    wh = open_duckdb(path, tmp_path, read_only=True)
+    try:
+        assert fingerprints(wh) == published
+    finally:
+        wh.close()
+
+
 def _open_from_another_process(path: Path) -> str:
     """What a run starting now meets: another process opening the file for writing."""
     probe = (
