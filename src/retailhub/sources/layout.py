@@ -283,7 +283,7 @@ class Layout:
                 reason = _reason_text(col, t, formats)
             else:  # typed source column (Parquet, database): a plain cast
                 stage1.append(f"{ref} AS {t}")
-                stage2.append(f"TRY_CAST({t} AS {col.type}) AS {v}")
+                stage2.append(f"{_typed_cast(t, types.get(raw.lower(), ''), col.type)} AS {v}")
                 reason = (
                     f"{_lit(col.name + ': ')} || CAST({t} AS VARCHAR) || "
                     f"{_lit(' is not a valid ' + col.type)}"
@@ -438,15 +438,43 @@ def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
         )
     if typ in ("DATE", "TIMESTAMP") and formats:
         fmts = "[" + ", ".join(_lit(f) for f in formats) + "]"
-        parsed = f"try_strptime({t}, {fmts})"
+        # then ISO 8601, which is how a typed value reads once a dataset's sources are united
+        # as text (a Parquet timestamp beside a CSV's text: '2024-03-01 05:00:00.25+00')
+        parsed = f"coalesce(try_strptime({t}, {fmts}), {_iso_timestamp(t)})"
         return f"CAST({parsed} AS DATE)" if typ == "DATE" else f"CAST({parsed} AS TIMESTAMP)"
+    return f"TRY_CAST({t} AS {typ})"
+
+
+_ISO_8601 = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+)
+_UTC_OFFSET = r":[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def _iso_timestamp(t: str) -> str:
+    """ISO 8601 text as a timestamp; one with a UTC offset as the UTC instant (not the session
+    time zone's, which would make the result depend on the machine's)."""
+    return (
+        f"CASE WHEN regexp_full_match({t}, {_lit(_ISO_8601)}) THEN "
+        f"CASE WHEN regexp_matches({t}, {_lit(_UTC_OFFSET)}) "
+        f"THEN timezone('UTC', TRY_CAST({t} AS TIMESTAMPTZ)) "
+        f"ELSE TRY_CAST({t} AS TIMESTAMP) END END"
+    )
+
+
+def _typed_cast(t: str, source_type: str, typ: str) -> str:
+    """A typed source value (Parquet, database) cast to the layout's type; a timestamp with
+    time zone as its UTC instant, whatever the session's time zone."""
+    if source_type.startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")):
+        return f"TRY_CAST(timezone('UTC', {t}) AS {typ})"
     return f"TRY_CAST({t} AS {typ})"
 
 
 def _reason_text(col: LayoutColumn, t: str, formats: Sequence[str]) -> str:
     shown = f"left({t}, {_ERR_VALUE_CHARS})"
     if col.type in ("DATE", "TIMESTAMP") and formats:
-        tail = " does not match " + " or ".join(formats)
+        tail = " does not match " + " or ".join(formats) + " (nor ISO 8601)"
     else:
         tail = f" is not a valid {col.type}"
     return f"{_lit(col.name + ': ')} || '''' || {shown} || '''' || {_lit(tail)}"

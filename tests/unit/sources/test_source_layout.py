@@ -75,7 +75,8 @@ def test_online_retail_known_answers() -> None:
     assert bad["customer_id"] == "12.5"  # not an integer id: left as written
     assert bad["_type_errors"] == [
         "quantity: 'abc' is not a valid BIGINT",
-        "invoice_at: '2024-02-30 10:00:00' does not match %Y-%m-%d %H:%M:%S or %m/%d/%Y %H:%M",
+        "invoice_at: '2024-02-30 10:00:00' does not match %Y-%m-%d %H:%M:%S or %m/%d/%Y %H:%M "
+        "(nor ISO 8601)",
         "unit_price: '1,45' is not a valid DECIMAL(18,4)",
     ]
     # 2.5 is not rounded into a quantity; an empty date is NULL, and missing: the layout
@@ -176,8 +177,59 @@ def test_date_format_override() -> None:
     header = ["Customer ID", "Signup Date"]
     (out,) = _stage("customer_behaviour", header, [("7", "08.11.2018")], date_format="%d.%m.%Y")
     assert out["signup_date"] == dt.date(2018, 11, 8)
-    (bad,) = _stage("customer_behaviour", header, [("7", "2018-11-08")], date_format="%d.%m.%Y")
-    assert bad["_type_errors"] == ["signup_date: '2018-11-08' does not match %d.%m.%Y"]
+    (bad,) = _stage("customer_behaviour", header, [("7", "11/08/2018")], date_format="%d.%m.%Y")
+    assert bad["_type_errors"] == [
+        "signup_date: '11/08/2018' does not match %d.%m.%Y (nor ISO 8601)"
+    ]
+    (iso,) = _stage("customer_behaviour", header, [("7", "2018-11-08")], date_format="%d.%m.%Y")
+    assert iso["signup_date"] == dt.date(2018, 11, 8) and iso["_type_errors"] == []
+
+
+def test_typed_and_iso_timestamps_are_read_as_utc_whatever_the_session_time_zone() -> None:
+    """A Parquet timestamp with a time zone, or fractional seconds, or a date, united with a
+    CSV's text became text ('2024-03-01 05:00:00+00') that no layout format matched: every
+    row was quarantined. And a typed one was cast in the machine's time zone."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'Asia/Tokyo'")
+    _raw_table(con, RETAIL_HEADER, [])
+    for i, when in enumerate(
+        [
+            "2024-03-01 05:00:00+00",
+            "2024-03-01 07:00:00+02:00",
+            "2024-03-03 10:54:00.25",
+            "2024-03-04",
+            "2024-03-05T06:07:08Z",
+            "2024-13-01 00:00:00",
+        ],  # fmt: skip
+        start=1,
+    ):
+        con.execute(
+            "INSERT INTO raw VALUES ('1', 'A', 'x', '1', ?, '1', '7', 'UK', 's', 'f', ?)",
+            [when, i],
+        )
+    sql = get_layout("online_retail").staging_sql("raw", [*RETAIL_HEADER, *META])
+    rows = con.sql(sql).order("_line").fetchall()
+    got = [(r[4], r[-1]) for r in rows]  # invoice_at, _type_errors
+    assert got[:5] == [
+        (dt.datetime(2024, 3, 1, 5, 0), []),
+        (dt.datetime(2024, 3, 1, 5, 0), []),
+        (dt.datetime(2024, 3, 3, 10, 54, 0, 250000), []),
+        (dt.datetime(2024, 3, 4, 0, 0), []),
+        (dt.datetime(2024, 3, 5, 6, 7, 8), []),
+    ]
+    assert got[5][0] is None and "does not match" in got[5][1][0]
+    typed = duckdb.connect()
+    typed.execute("set TimeZone = 'Asia/Tokyo'")
+    typed.execute(
+        "CREATE TABLE raw AS SELECT 'i' AS InvoiceNo, 'A' AS StockCode, 1 AS Quantity, "
+        "TIMESTAMPTZ '2024-03-01 05:00:00+00' AS InvoiceDate, 1.5 AS UnitPrice, "
+        "'7' AS CustomerID, 'UK' AS Country, 's' AS _source, 'f' AS _source_file, 1 AS _line"
+    )
+    types = {r[0]: r[1] for r in typed.sql("DESCRIBE raw").fetchall()}
+    sql = get_layout("online_retail").staging_sql("raw", list(types), source_types=types)
+    assert typed.sql(f"SELECT invoice_at FROM ({sql})").fetchall() == [
+        (dt.datetime(2024, 3, 1, 5, 0),)
+    ]
 
 
 def test_absent_optional_columns_are_typed_nulls_and_yes_no_booleans() -> None:
