@@ -200,7 +200,7 @@ def test_typed_and_iso_timestamps_are_read_as_utc_whatever_the_session_time_zone
             "2024-03-04",
             "2024-03-05T06:07:08Z",
             "2024-13-01 00:00:00",
-        ],  # fmt: skip
+        ],
         start=1,
     ):
         con.execute(
