@@ -72,6 +72,11 @@ class CsvSource(FileSource[CsvSourceConfig]):
             )
         except Exception as exc:
             stream.close()
+            if self.config.header and "Empty CSV file or block" in str(exc):
+                # the header line without a line break after it, and no rows: pyarrow cannot
+                # tell its columns, the peeked header can
+                schema = pa.schema([(name, pa.string()) for name in names])
+                return pa.RecordBatchReader.from_batches(schema, iter(()))
             raise self._translate(exc, unit, len(names)) from exc
         return pa.RecordBatchReader.from_batches(
             reader.schema, self._batches(reader, stream, unit, len(names))
@@ -167,10 +172,21 @@ class CsvSource(FileSource[CsvSourceConfig]):
                 source=self.name,
                 path=str(path),
             ) from exc
+        # newline="": records end at \n, \r\n or a lone \r (old Mac and Excel "CSV (Macintosh)"
+        # exports), as pyarrow reads them
         rows = csv.reader(
-            io.StringIO(head), delimiter=self.config.delimiter, quotechar=self.config.quote
+            io.StringIO(head, newline=""),
+            delimiter=self.config.delimiter,
+            quotechar=self.config.quote,
         )
-        first = next(rows, None)
+        try:
+            first = next(rows, None)
+        except csv.Error as exc:
+            raise SourceError(
+                f"source {self.name!r}: malformed CSV header in {path}: {exc}",
+                source=self.name,
+                path=str(path),
+            ) from None
         if not first:
             raise SourceError(
                 f"source {self.name!r}: {path} is empty (no header line)",
@@ -259,10 +275,11 @@ class CsvSource(FileSource[CsvSourceConfig]):
 
 
 def _has_complete_record(text: str, quote: str) -> bool:
-    """True once ``text`` holds a full first record (a newline outside quotes)."""
-    start = 0
-    while (idx := text.find("\n", start)) != -1:
-        if text.count(quote, 0, idx) % 2 == 0:
-            return True
-        start = idx + 1
+    """True once ``text`` holds a full first record (a line break outside quotes)."""
+    for end in ("\n", "\r"):
+        start = 0
+        while (idx := text.find(end, start)) != -1:
+            if text.count(quote, 0, idx) % 2 == 0:
+                return True
+            start = idx + 1
     return False

@@ -240,6 +240,29 @@ def test_header_only_file_lands_zero_rows(tmp_path, make_source, land_source) ->
     assert con.sql("SELECT count(*) FROM raw").fetchall() == [(0,)]
 
 
+@pytest.mark.parametrize("data", [b"a,b", b"\xef\xbb\xbfa,b", b"a,b\r"])
+def test_a_header_without_a_final_line_break_lands_zero_rows(
+    tmp_path, make_source, land_source, data
+) -> None:
+    """Valid CSV either way; without the line break pyarrow could not tell the columns."""
+    _write(tmp_path / "h.csv", data)
+    con, landed = land_source(make_source(type="csv", path="h.csv"))
+    assert landed[0].rows == 0
+    assert [r[0] for r in con.sql("DESCRIBE raw").fetchall()][:2] == ["a", "b"]
+
+
+def test_carriage_return_line_ends_are_read(tmp_path, make_source, land_source) -> None:
+    """Old Mac and Excel "CSV (Macintosh)" files end lines with a lone CR: the header peek
+    failed on them with the csv module's message and no file name."""
+    _write(tmp_path / "m.csv", b'a,b\r1,"x\ry"\r3,4\r')
+    con, landed = land_source(make_source(type="csv", path="m.csv"))
+    assert landed[0].rows == 2
+    assert con.sql("SELECT a, b, _line FROM raw ORDER BY _line").fetchall() == [
+        ("1", "x\ry", 1),
+        ("3", "4", 2),
+    ]
+
+
 def test_recursive_glob_relative_to_project_dir(tmp_path, make_source) -> None:
     (tmp_path / "in" / "2024" / "01").mkdir(parents=True)
     _write(tmp_path / "in" / "2024" / "01" / "a.csv", b"x\n1\n")
