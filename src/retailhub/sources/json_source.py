@@ -120,11 +120,15 @@ class JsonSource(FileSource[JsonSourceConfig]):
             ) from exc
         except UnicodeDecodeError as exc:
             raise self._encoding_error(unit, exc) from exc
-        if produced == 0 and path and not _has_array_at(Path(unit.uri), path):
+        if produced == 0 and not _has_array_at(Path(unit.uri), path or ""):
+            what = (
+                f"no list at records_path {path!r}"
+                if path
+                else "no top-level list of records (for a JSON object, set records_path to "
+                "the key of its list, such as 'data' or 'results.items')"
+            )
             raise SourceError(
-                f"source {self.name!r}: {unit.uri} has no list at records_path {path!r}",
-                source=self.name,
-                path=unit.uri,
+                f"source {self.name!r}: {unit.uri} has {what}", source=self.name, path=unit.uri
             )
 
     def _encoding_error(self, unit: InputUnit, exc: UnicodeDecodeError) -> SourceError:

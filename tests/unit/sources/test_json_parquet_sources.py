@@ -90,6 +90,20 @@ def test_wrong_records_path_is_an_error(fixtures_dir, make_source, land_source) 
         land_source(src)
 
 
+def test_a_json_object_without_records_path_says_to_set_it(
+    tmp_path, make_source, land_source
+) -> None:
+    """It landed nothing and failed later, at validation, for want of columns."""
+    (tmp_path / "o.json").write_text('{"items": [{"id": 1}]}')
+    with pytest.raises(
+        SourceError, match=r"o\.json has no top-level list of records .*records_path"
+    ):
+        land_source(make_source(type="json", path="o.json"))
+    (tmp_path / "e.json").write_text("[]")
+    _, landed = land_source(make_source(type="json", path="e.json"))
+    assert landed[0].rows == 0
+
+
 def test_field_appearing_late_fails_unless_fields_listed(
     tmp_path, make_source, land_source
 ) -> None:

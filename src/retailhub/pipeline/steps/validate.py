@@ -39,8 +39,8 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
         described = ctx.con.execute(f"describe {landing}").fetchall()
         columns = [r[0] for r in described]
         layout = get_layout(cfg.layout, ctx.project.root)
-        parts.append(
-            layout.staging_sql(
+        try:
+            sql = layout.staging_sql(
                 landing,
                 columns,
                 cfg.columns,
@@ -48,7 +48,13 @@ def run(ctx: RunContext, task: Task) -> TaskOutput:
                 source=source,
                 nul_columns=_columns_with_nul(ctx, landing, described),
             )
-        )
+        except ConfigError:
+            if ctx.con.execute(f"select count(*) from {landing}").fetchall()[0][0]:
+                raise
+            # empty JSON only (a '[]', an empty NDJSON feed): no header names the columns,
+            # so there is nothing to map, and no row to judge
+            continue
+        parts.append(sql)
     if not parts:
         # Nothing new arrived (every file already ingested): there is no batch to judge, and
         # a re-run on unchanged inputs must be a no-op, not a volume failure.
