@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 BLOCK_SIZE = 4 << 20  # bytes pyarrow parses at a time: bounds memory per batch
 _UTF8_NAMES = ("utf-8", "utf-8-sig")
 _ASCII_COMPATIBLE_PROBE = 'a,"\n'
+# magic numbers of compressed files (binary: no text header starts with them)
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip"), (b"\x28\xb5\x2f\xfd", "zstd"))
 
 
 class CsvSource(FileSource[CsvSourceConfig]):
@@ -156,6 +158,20 @@ class CsvSource(FileSource[CsvSourceConfig]):
 
     def _peek_header(self, path: Path, unit: InputUnit) -> list[str]:
         """The first record's field names, decoded like the reader will (BOM stripped)."""
+        try:
+            with open(path, "rb") as raw:
+                magic = raw.read(4)
+        except OSError:
+            magic = b""  # reported below, with the reason
+        for signature, kind in _COMPRESSED:
+            if magic.startswith(signature):
+                # read as text it would be "not valid utf-8: set encoding", which misleads
+                raise SourceError(
+                    f"source {self.name!r}: {path} is {kind}-compressed: decompress it first "
+                    "(CSV sources read plain text)",
+                    source=self.name,
+                    path=str(path),
+                )
         try:
             with open(path, encoding=self._text_encoding(), newline="") as fh:
                 head = fh.read(1 << 16)

@@ -98,6 +98,20 @@ def match_files(
                 path=denied[0],
             )
         log.warning("source %r: %s: files of %s there are not read", source, where, full)
+    folders = sorted(str(p) for p in matches if p.is_dir())
+    if not found and not glob.has_magic(str(full)) and folders:
+        raise SourceError(
+            f"source {source!r}: {full} is a folder: give a pattern for its files, such as "
+            f"{Path(pattern) / '*.csv'}",
+            source=source,
+            path=str(full),
+        )
+    folders = [f for f in folders if Path(f).suffix]  # 'in/**' matches plain folders too
+    if folders:  # a folder named like a delivery ('2024-03.csv') is no file to read
+        more = f" (and {len(folders) - 1} more)" if len(folders) > 1 else ""
+        log.warning(
+            "source %r: %s matches %s but is a folder, not read%s", source, folders[0], full, more
+        )
     if not found:
         what = "no file matches" if glob.has_magic(str(full)) else "file not found:"
         raise SourceError(f"source {source!r}: {what} {full}", source=source, path=str(full))

@@ -175,6 +175,28 @@ def test_empty_glob_names_the_pattern(tmp_path, make_source) -> None:
         src.discover(SourceState())
 
 
+def test_a_folder_where_files_are_expected_is_named(tmp_path, make_source, caplog) -> None:
+    """A folder as the path said 'file not found'; one matching the pattern was skipped
+    without a word."""
+    (tmp_path / "in" / "2024-03.csv").mkdir(parents=True)
+    _write(tmp_path / "in" / "2024-02.csv", b"x\n1\n")
+    with pytest.raises(SourceError, match=r"in is a folder: give a pattern .*in/\*\.csv"):
+        make_source(type="csv", path="in").discover(SourceState())
+    with caplog.at_level("WARNING"):
+        units = make_source(type="csv", path="in/*.csv").discover(SourceState())
+    assert [Path(u.uri).name for u in units] == ["2024-02.csv"]
+    assert "2024-03.csv matches" in caplog.text and "is a folder, not read" in caplog.text
+
+
+def test_a_compressed_file_is_named_as_such(tmp_path, make_source, land_source) -> None:
+    """Read as text, a gzip file was 'not valid utf-8: set encoding', which misleads."""
+    import gzip
+
+    _write(tmp_path / "a.csv.gz", gzip.compress(b"x\n1\n"))
+    with pytest.raises(SourceError, match=r"a\.csv\.gz is gzip-compressed: decompress it first"):
+        land_source(make_source(type="csv", path="*.gz"))
+
+
 def test_a_folder_that_cannot_be_listed_is_named(
     tmp_path, make_source, monkeypatch, caplog
 ) -> None:
