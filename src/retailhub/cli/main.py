@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 quality gate failed, 2 usage or configuration error,
 from __future__ import annotations
 
 import functools
+import shlex
 import signal
 from collections.abc import Callable
 from enum import StrEnum
@@ -165,7 +166,8 @@ def init(
     for path in created:
         out.print(f"created {path}")
     out.print(
-        f"next: cd {directory} && retailhub generate --out data --rows 100000 && retailhub run"
+        f"next: cd {shlex.quote(str(directory))} && "
+        "retailhub generate --out data --rows 100000 && retailhub run"
     )
 
 

@@ -40,9 +40,10 @@ def _expand_str(text: str, *, file: str, key: str, env: Mapping[str, str]) -> st
             return env[name]
         if default is not None:
             return default
+        state = "is empty" if name in env else "is not set"
         raise ConfigError(
-            f"{file}: key '{key}' uses ${{{name}}} but the environment variable {name} is not "
-            f"set (write ${{{name}:-default}} to give a default)",
+            f"{file}: key '{key}' uses ${{{name}}} but the environment variable {name} {state} "
+            f"(write ${{{name}:-default}} to give a default)",
             file=file,
             key=key,
         )

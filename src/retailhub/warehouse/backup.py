@@ -90,7 +90,8 @@ def verify_checksums(path: Path) -> None:
     """Raise UsageError unless FILE and its manifest match ``FILE.sha256``."""
     sums = checksum_path(path)
     if not path.is_file():
-        raise UsageError(f"backup file {path} does not exist", file=str(path))
+        what = "is a folder, not a backup file" if path.is_dir() else "does not exist"
+        raise UsageError(f"backup file {path} {what}", file=str(path))
     if not sums.is_file():
         raise UsageError(
             f"checksum file {sums} is missing: refusing to restore an unverified backup",

@@ -73,6 +73,12 @@ class DuckDBWarehouse(Warehouse):
                 f"warehouse file {path} does not exist yet: run 'retailhub run' first",
                 path=str(path),
             )
+        if path is not None and not _is_duckdb_file(path):
+            raise WarehouseError(
+                f"warehouse file {path} is not a DuckDB database (key 'warehouse.url' names "
+                "another kind of file); nothing was changed",
+                path=str(path),
+            )
         config: dict[str, Any] = {}
         if memory_limit:
             config["memory_limit"] = memory_limit
@@ -312,3 +318,17 @@ def _lock_message(target: str, exc: Exception) -> str:
             "wait for it to finish and retry"
         )
     return f"cannot open warehouse {target}: {text}"
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """True unless ``path`` holds bytes that are not a DuckDB database: a file DuckDB 2.0
+    cannot read as one it may open as something else (a .json file as an in-memory database)
+    and answer as if it were the warehouse."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+    except (FileNotFoundError, IsADirectoryError):
+        return True  # created (or refused with its own message) by DuckDB
+    except OSError:
+        return True
+    return len(head) == 0 or head[8:12] == b"DUCK"

@@ -118,6 +118,10 @@ def test_env_var_without_default_must_be_set(
         load_project(tmp_path)
     assert "NOPE_NOT_SET" in str(exc.value)
     assert "sources.sales.path" in str(exc.value)
+    assert "variable NOPE_NOT_SET is not set" in str(exc.value)
+    monkeypatch.setenv("NOPE_NOT_SET", "")  # set, but to nothing: said as it is
+    with pytest.raises(ConfigError, match="variable NOPE_NOT_SET is empty"):
+        load_project(tmp_path)
 
 
 def test_commands_reading_only_the_warehouse_need_no_source_variables(

@@ -201,3 +201,17 @@ def test_a_duckdb_url_without_a_file_is_a_config_error(url: str, tmp_path) -> No
         duckdb_path(url, tmp_path)
     assert duckdb_path("duckdb:///:memory:", tmp_path) is None
     assert duckdb_path("duckdb:///w/x.duckdb", tmp_path) == tmp_path / "w" / "x.duckdb"
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_file_that_is_not_a_duckdb_database_is_refused(tmp_path, read_only: bool) -> None:
+    """DuckDB 2.0 opened a .json file as an in-memory database ('cannot launch in-memory
+    database in read-only mode', or worse, a writable one that keeps nothing)."""
+    from retailhub.errors import WarehouseError
+    from retailhub.warehouse.duckdb import DuckDBWarehouse
+
+    other = tmp_path / "notes.json"
+    other.write_text('{"a": 1}')
+    with pytest.raises(WarehouseError, match=r"notes\.json is not a DuckDB database"):
+        DuckDBWarehouse(other, read_only=read_only)
+    assert other.read_text() == '{"a": 1}'
