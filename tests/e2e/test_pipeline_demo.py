@@ -144,8 +144,11 @@ def test_a_run_without_new_input_rebuilds_when_the_build_would_differ(
     project = Project.load(demo_project)
     assert project.run().exit_code == EXIT_OK
     assert project.run().up_to_date_with is not None
-    # A changed setting (here an environment override) may change what is built.
+    # How to run (retries, memory) does not change what is built: nothing to rebuild
     monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "3")
+    assert Project.load(demo_project).run().up_to_date_with is not None
+    # A changed setting of the build (here an environment override) may change what is built.
+    monkeypatch.setenv("RETAILHUB_ANALYTICS__TOP_INSIGHTS", "3")
     changed = Project.load(demo_project).run()
     assert changed.exit_code == EXIT_OK, changed.error
     assert changed.up_to_date_with is None and set(changed.tables) >= STAR

@@ -147,3 +147,11 @@ class ProjectSettings(BaseSettings):
         makes the next run rebuild even without new input). Secrets are left out."""
         text = self.model_dump_json(exclude={"warehouse": {"password"}})
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def build_fingerprint(self) -> str:
+        """A digest of the settings that decide what a build holds: sources, quality rules,
+        analytics. How to reach the warehouse (its URL's connection options), how to run
+        (retries, memory), the description and the other profiles do not: changing them
+        must not make a run with no new input rebuild and republish everything."""
+        text = self.model_dump_json(include={"project", "sources", "quality", "analytics"})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

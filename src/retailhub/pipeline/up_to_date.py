@@ -49,7 +49,7 @@ _CODE_SUFFIXES = (".py", ".sql", ".yml", ".yaml")
 def build_fingerprint(ctx: RunContext, extra_model_dirs: Sequence[Path] = ()) -> str:
     """A digest of everything besides the input rows that decides what a build produces."""
     digest = hashlib.sha256()
-    digest.update(ctx.settings.fingerprint().encode())
+    digest.update(ctx.settings.build_fingerprint().encode())
     # Publishing personal data depends on these, not on the settings: a key set or changed,
     # or an analyst role created, changes what the analyst-facing tables must hold.
     key = pseudonymise.key_from_env()
