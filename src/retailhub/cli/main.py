@@ -120,6 +120,13 @@ def handle_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                # the server stopped a statement retailhub did not expect to fail (a
+                # statement_timeout in the URL's options, an administrator's cancel): the
+                # run's transaction was rolled back, so this is a runtime failure, said plainly
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                console.error(f"the PostgreSQL warehouse stopped the command: {first}")
+                raise typer.Exit(EXIT_RUNTIME) from None
             console.error(f"unexpected {type(exc).__name__}: {exc} (rerun with -vv for details)")
             import logging
 
