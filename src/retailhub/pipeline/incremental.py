@@ -256,16 +256,23 @@ def _scd2(
     ever = " and ".join(f"p.{_ident(k)} = d.{_ident(k)}" for k in pk)
     still = " and ".join(f"n.{_ident(k)} = p.{_ident(k)}" for k in pk)
     touched = " and ".join(f"x.{_ident(k)} = p.{_ident(k)}" for k in pk)
+    closes = f"(exists (select 1 from {changed} x where {touched}) or n.{first_key} is null)"
+    # A current version that stays current takes the member's measures of activity as they
+    # are now (order count, last order): frozen at the version's opening, the history would
+    # depend on how the same input was split into runs.
+    measures = [c for c in SCD_DIMENSIONS[dimension] if c in columns and c in prev_cols]
+    refreshed = "".join(
+        f", case when p.is_current and not {closes} then n.{_ident(m)} else p.{_ident(m)} end "
+        f"as {_ident(m)}"
+        for m in measures
+    )
     con.execute(
         f"create or replace table {out} as "
         # Previous versions; the current one closes if its member changed or disappeared.
         f"select p.* replace ("
-        f"  case when p.is_current and (exists (select 1 from {changed} x where {touched}) "
-        f"       or not exists (select 1 from {relation} n where {still})) "
-        f"  then {at} else p.valid_to end as valid_to, "
-        f"  p.is_current and not (exists (select 1 from {changed} x where {touched}) "
-        f"       or not exists (select 1 from {relation} n where {still})) as is_current) "
-        f"from {previous} p "
+        f"  case when p.is_current and {closes} then {at} else p.valid_to end as valid_to, "
+        f"  p.is_current and not {closes} as is_current{refreshed}) "
+        f"from {previous} p left join {relation} n on {still} "
         f"union all by name "
         # New versions: from the beginning of time for a new member, from now for a change.
         f"select d.* exclude (is_new_member), "

@@ -108,6 +108,13 @@ def test_incremental_runs_scd2_and_full_refresh(open_warehouse) -> None:
         (2, "FR", datetime(1900, 1, 1), None, True),
         (3, "ES", datetime(1900, 1, 1), None, True),
     ]
+    # Bob's current version (no attribute changed) has his measures as they are now, not as
+    # they were when it opened; Ann's closed version keeps hers of then
+    assert rows(
+        wh,
+        "select customer_key, order_count from core.dim_customer_history "
+        "where is_current or customer_key = 1 order by customer_key, valid_from",
+    ) == [(1, 1), (1, 2), (2, 5), (3, 1)]
 
     # The same inputs again: nothing new is loaded, nothing changes.
     before = {
