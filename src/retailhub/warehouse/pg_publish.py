@@ -99,6 +99,7 @@ class Publisher:
         self.keys: dict[str, TableKeys] = wh.keys
         self.plans: list[TablePlan] = []
         self.merge_counts: dict[str, tuple[int, int, int]] = {}
+        self.regranted: list[tuple[str, str]] = []
 
     # -- driver -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -467,6 +468,13 @@ class Publisher:
         # Dimensions before facts: new fact rows must find their (merged) dimension rows.
         replaces = [p for p in self.plans if p.kind == "replace"]
         swaps = [p for p in replaces if p.strategy == "swap"]
+        # analyst grants the existing tables lack (withheld by init): giving them back is audited
+        self.regranted = [
+            (p.target, clause)
+            for p in replaces
+            for clause in policy.get(p.schema, [])
+            if self._lacks(p.target, clause)
+        ]
         # grants, row security, policies and comments of the tables about to be dropped
         carried = {p.target: pg_carry.read(self.conn, p.target) for p in swaps}
         existing = [t for t, c in carried.items() if c is not None]
@@ -625,11 +633,22 @@ class Publisher:
             # them from the values the merge replaced (names in clear before pseudonyms)
             ex(f"analyze {target}")
 
+    def _lacks(self, target: str, clause: str) -> bool:
+        """Whether the existing ``target`` lacks the ``"<privilege> to <role>"`` grant."""
+        priv, _, grantee = clause.partition(" to ")
+        role = grantee.strip('"').replace('""', '"')
+        row = self.conn.execute(
+            "select to_regclass(%s) is not null "
+            "and not has_table_privilege(%s, to_regclass(%s), %s)",
+            (qualified(target), role, qualified(target), priv),
+        ).fetchone()
+        return bool(row and row[0])
+
     def _with_merge_audit(self, table: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Audit rows for what only the merge knows: members updated, inserted, deleted. A
-        merged table was not replaced, so its ``replace`` row (planned before the publish
-        chose to merge) is dropped."""
-        if table != audit.AUDIT_TABLE or not self.merge_counts:
+        """Audit rows for what only the swap knows: members a merge updated, inserted,
+        deleted, and analyst grants given back. A merged table was not replaced, so its
+        ``replace`` row (planned before the publish chose to merge) is dropped."""
+        if table != audit.AUDIT_TABLE or not (self.merge_counts or self.regranted):
             return records
         records = [
             r
@@ -638,7 +657,16 @@ class Publisher:
         ]
         role = records[0].get("db_role") if records else None
         run_id = records[0].get("run_id") if records else None
-        extra = []
+        extra = [
+            audit.entry(
+                "grant",
+                target,
+                role=role,
+                run_id=run_id,
+                detail=f"{clause} (the table lacked it: withheld, or revoked by hand)",
+            )
+            for target, clause in self.regranted
+        ]
         for target, (inserted, updated, deleted) in self.merge_counts.items():
             extra.append(
                 audit.entry(

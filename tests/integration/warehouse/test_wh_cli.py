@@ -263,6 +263,12 @@ def test_init_after_clear_publish_withholds_personal_data_until_pseudonymised(
 
     cli("run", *project, "--warehouse", loader_url(pg_db), check=True)
     assert pg_db.sql(clear) == [(0,)]
+    # giving the withheld tables back is audited, once
+    regranted = pg_db.sql(
+        "select object_name from meta.audit_log where operation = 'grant' "
+        "and detail like 'select to %the table lacked it%' order by 1"
+    )
+    assert [t for (t,) in regranted] == ["core.dim_customer", "core.dim_customer_history"]
     # The old versions were rewritten, not closed: pseudonymising opened no new version.
     assert pg_db.sql(
         "select count(*) = count(distinct customer_key), bool_and(is_current) "
