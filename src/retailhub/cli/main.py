@@ -226,7 +226,7 @@ def generate(
                 f"generate: cannot write to {out_dir}: {exc.strerror or exc}", path=str(out_dir)
             ) from None
     out.print(
-        f"wrote {len(report.files)} files to {out_dir} in {report.seconds:.1f}s; "
+        f"wrote {len(report.files)} data files to {out_dir} in {report.seconds:.1f}s; "
         f"defects listed in {report.defects_path}"
     )
 
