@@ -120,10 +120,9 @@ def handle_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            if type(exc).__module__.startswith("psycopg"):
-                # the server stopped a statement retailhub did not expect to fail (a
-                # statement_timeout in the URL's options, an administrator's cancel): the
-                # run's transaction was rolled back, so this is a runtime failure, said plainly
+            if _stopped_by_the_server(exc):
+                # a statement_timeout in the URL's options, an administrator's cancel or
+                # shutdown: the transaction was rolled back; a runtime failure, said plainly
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 console.error(f"the PostgreSQL warehouse stopped the command: {first}")
                 raise typer.Exit(EXIT_RUNTIME) from None
@@ -134,6 +133,15 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(EXIT_RUNTIME) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stopped_by_the_server(exc: BaseException) -> bool:
+    """A PostgreSQL statement cancelled or cut off by the server (SQLSTATE class 57:
+    query_canceled, admin_shutdown...; 55P03 lock_not_available), not a bug of retailhub's."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return type(exc).__module__.startswith("psycopg") and bool(
+        sqlstate and (sqlstate.startswith("57") or sqlstate == "55P03")
+    )
 
 
 def _version(value: bool) -> None:

@@ -115,6 +115,16 @@ class Layout:
             seen[name.lower()] = seen.get(name.lower(), 0) + 1
         for col in self.columns:
             if col.name in overrides:
+                wanted = overrides[col.name].strip()
+                if seen.get(wanted.lower(), 0) > 1:
+                    raise ConfigError(
+                        f"source {source!r}: columns.{col.name} names {wanted!r}, which the "
+                        f"header of {origin} has {seen[wanted.lower()]} times: rename the wrong "
+                        "one in the file",
+                        source=source,
+                        path=origin,
+                        key=f"sources.{source}.columns.{col.name}",
+                    )
                 continue
             twice = [n for n in _matches(col, list(dict.fromkeys(names))) if seen[n.lower()] > 1]
             if twice:
@@ -253,6 +263,8 @@ class Layout:
             t, v = f"__t{i}", f"__v{i}"
             if raw is None:
                 out.append(f"CAST(NULL AS {col.type}) AS {_q(col.name)}")
+                if not col.nullable:  # an optional column the models need where present
+                    errors.append(_missing(col))
                 continue
             out.append(f"{v} AS {_q(col.name)}")
             spellings = [raw] if col.name in (overrides or {}) else _matches(col, candidates)
@@ -442,6 +454,10 @@ def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
         # as text (a Parquet timestamp beside a CSV's text: '2024-03-01 05:00:00.25+00')
         parsed = f"coalesce(try_strptime({t}, {fmts}), {_iso_timestamp(t)})"
         return f"CAST({parsed} AS DATE)" if typ == "DATE" else f"CAST({parsed} AS TIMESTAMP)"
+    if typ in ("DATE", "TIMESTAMP"):
+        # a typed timestamp with time zone reads as text in the session's zone
+        # ('2024-03-01 20:30:00-05'): its UTC instant, so the date is the machine's no matter
+        return f"CAST(coalesce({_iso_timestamp(t)}, TRY_CAST({t} AS {typ})) AS {typ})"
     return f"TRY_CAST({t} AS {typ})"
 
 

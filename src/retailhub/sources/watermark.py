@@ -200,6 +200,11 @@ class WatermarkWindow:
                 source=self.source,
             )
         batch, values = self._without_nonfinite(batch, values, _nonfinite(column, values))
+        if pa.types.is_null(values.type):
+            # no value to compare (only NULL, NaN or infinite watermarks in this batch: Arrow
+            # typed the decimals it could not build as null)
+            self.nulls += len(values)
+            return batch
         self.nulls += values.null_count
         top = _maximum(values)
         if top is not None and (self.maximum is None or top > self.maximum):

@@ -104,6 +104,8 @@ def apply(conn: psycopg.Connection[Any], target: str, carried: Carried) -> None:
     for column, text in carried.column_comments.items():
         if column in present:
             conn.execute(f"comment on column {table}.{column} is {_literal(text)}")
+        else:
+            log.warning("%s: column %s is gone from the new table, and its comment", target, column)
     grant(conn, target, carried.grants, present)
 
 

@@ -223,13 +223,19 @@ def _protect_audit_log(conn: psycopg.Connection[Any], report: InitReport, loader
 # The loader may insert audit rows, so it could write another role's name or an old date into
 # them: the server sets who and when for every role but the log's owner (who could rewrite the
 # table anyway, and whose restore brings back the dump's rows as they were recorded).
+# Every name is pg_catalog's, and so is the search path (pg_temp last): the loader may create
+# temporary tables and objects in meta, and must not shadow pg_class or pg_has_role with them.
 _AUDIT_STAMP_FUNCTION = """
-create or replace function meta.rh_audit_stamp() returns trigger language plpgsql as $$
+create or replace function meta.rh_audit_stamp() returns trigger language plpgsql
+set search_path = pg_catalog, pg_temp as $$
 begin
-    if not pg_has_role(current_user, (select relowner from pg_class where oid = tg_relid),
-                       'member') then
+    if not pg_catalog.pg_has_role(
+        current_user,
+        (select c.relowner from pg_catalog.pg_class c where c.oid = tg_relid),
+        'member'
+    ) then
         new.db_role := current_user;
-        new.logged_at := clock_timestamp() at time zone 'utc';
+        new.logged_at := pg_catalog.clock_timestamp() at time zone 'utc';
     end if;
     return new;
 end

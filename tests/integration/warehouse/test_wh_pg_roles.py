@@ -85,10 +85,28 @@ def test_loader_publishes_but_cannot_tamper(pg_db: PgDatabase, tmp_path: Path) -
             "insert into meta.audit_log (logged_at, operation, object_name, db_role) "
             "values (now() - interval '1 year', 'load', 'forged', 'postgres')"
         )
+        # ... nor by shadowing the catalog names the stamping trigger uses: a temporary
+        # pg_class (pg_temp comes first in a default search path), or a pg_has_role of its
+        # own in meta, where it may create objects
+        conn.execute(
+            "create temp table pg_class as select 'meta.audit_log'::regclass::oid as oid, "
+            "(select oid from pg_roles where rolname = current_user) as relowner"
+        )
+        conn.execute(
+            "create function meta.pg_has_role(name, oid, text) returns boolean "
+            "language sql as 'select true'"
+        )
+        conn.execute("set search_path = meta, pg_catalog")
+        conn.execute(
+            "insert into meta.audit_log (logged_at, operation, object_name, db_role) "
+            "values (now() - interval '1 year', 'load', 'shadowed', 'postgres')"
+        )
+        conn.execute("reset search_path")
         assert conn.execute(
             "select db_role, logged_at > now() at time zone 'utc' - interval '1 hour' "
-            "from meta.audit_log where object_name = 'forged'"
-        ).fetchone() == (pg_db.roles.loader, True)
+            "from meta.audit_log where object_name in ('forged', 'shadowed') "
+            "group by 1, 2"
+        ).fetchall() == [(pg_db.roles.loader, True)]
         assert denied(conn, "update meta.audit_log set detail = 'rewritten'")
         assert denied(conn, "delete from meta.audit_log")
         assert denied(conn, "drop table meta.audit_log")

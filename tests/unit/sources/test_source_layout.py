@@ -387,8 +387,44 @@ def test_a_header_naming_a_layout_column_twice_is_refused(caplog) -> None:
     header = [*RETAIL_HEADER[:2], "Country", *RETAIL_HEADER[3:]]
     with pytest.raises(ConfigError, match=r"the header of f\.csv names column 'Country' "):
         layout.check_header(header, source="s", origin="f.csv")
-    layout.check_header(header, {"country": "Country"}, source="s", origin="f.csv")  # chosen
+    # a mapping cannot tell two equal names apart either
+    with pytest.raises(ConfigError, match=r"columns\.country names 'Country', which the header"):
+        layout.check_header(header, {"country": "Country"}, source="s", origin="f.csv")
     layout.check_header([*RETAIL_HEADER, "Notes", "notes"], source="s", origin="f.csv")  # extra
     with caplog.at_level("WARNING", logger="retailhub.sources.layout"):
         layout.check_header([*RETAIL_HEADER, "Price"], source="s", origin="f.csv")
     assert "has 'UnitPrice' and 'Price' for unit_price" in caplog.text
+
+
+def test_a_zoned_timestamp_read_as_text_keeps_its_utc_date_without_a_format() -> None:
+    """Typed columns reach staging as text in the session's time zone: a date column without
+    a format took the local date of the instant ('2024-03-01' in New York for 01:30 UTC)."""
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'America/New_York'")
+    con.execute(
+        "CREATE TABLE raw AS SELECT '7' AS \"Customer ID\", "
+        "TIMESTAMPTZ '2024-03-02 01:30:00+00' AS \"Activity Date\", "
+        "'s' AS _source, 'f' AS _source_file, 1 AS _line"
+    )
+    columns = [r[0] for r in con.sql("DESCRIBE raw").fetchall()]
+    sql = get_layout("customer_behaviour").staging_sql("raw", columns)
+    assert con.sql(f"SELECT activity_date, _type_errors FROM ({sql})").fetchall() == [
+        (dt.date(2024, 3, 2), [])
+    ]
+
+
+def test_an_absent_optional_column_the_models_need_is_a_missing_value(tmp_path) -> None:
+    """required: false lets a source lack the column; nullable: false says the models need a
+    value: every row then passed the gate and failed the model tests."""
+    (tmp_path / "layouts").mkdir()
+    (tmp_path / "layouts" / "orders.yaml").write_text(
+        "name: orders\ncolumns:\n  - {name: order_id, type: VARCHAR}\n"
+        "  - {name: amount, type: DOUBLE, required: false, nullable: false}\n",
+        encoding="utf-8",
+    )
+    con = duckdb.connect()
+    _raw_table(con, ["order_id"], [("A1",)])
+    sql = get_layout("layouts/orders.yaml", tmp_path).staging_sql("raw", ["order_id", *META])
+    assert con.sql(f"SELECT _type_errors FROM ({sql})").fetchall() == [
+        (["amount: missing (the layout requires a value)"],)
+    ]

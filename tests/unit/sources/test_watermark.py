@@ -209,3 +209,26 @@ def test_infinite_float_watermarks_are_read_once_and_never_become_the_maximum() 
     later = WatermarkWindow("wm", stored="1.5", previous=first.window(), lookback=None)
     out = later.filter(_batch([1, 2, 4], [inf, 1.5, 2.5], pa.float64()), 1)
     assert out.column(0).to_pylist() == [4]
+
+
+def test_a_batch_of_only_nan_and_infinite_numeric_watermarks_is_read_past() -> None:
+    """PostgreSQL returns NaN and Infinity for every later `>= stored` query; a batch of
+    nothing else (ADBC splits results, the row at the maximum was deleted) typed as Arrow's
+    null type and failed the comparison with the stored watermark."""
+    from retailhub.sources.base import StoredWindow
+
+    numeric = _pg_numeric(["nan", "inf"])
+    later = WatermarkWindow(
+        "seq", stored="2", previous=StoredWindow("2", ("f" * 32,)), lookback=None
+    )
+    out = later.filter(pa.RecordBatch.from_arrays([pa.array([1, 2]), numeric], ["id", "seq"]), 1)
+    assert out.num_rows == 0 and later.watermark == "2"
+    first = WatermarkWindow("seq", stored=None, previous=None, lookback=None)
+    out = first.filter(pa.RecordBatch.from_arrays([pa.array([1, 2]), numeric], ["id", "seq"]), 1)
+    assert out.num_rows == 2 and first.nulls == 2 and first.watermark is None
+
+
+def _pg_numeric(texts: list[str]) -> pa.Array:
+    """A column as ADBC's PostgreSQL driver delivers numeric: opaque extension over text."""
+    typ = pa.opaque(pa.string(), type_name="numeric", vendor_name="PostgreSQL")
+    return pa.ExtensionArray.from_storage(typ, pa.array(texts))
