@@ -132,39 +132,27 @@ def add_publish_entries(
     ensure_table(warehouse)
     role = db_role(warehouse)
     entries = []
-    for target, files in batch.delete.items():
-        if files and warehouse.table_exists(target):
-            count = warehouse.query(
-                f"select count(*) from {target} where {files_predicate(files)}"
-            ).rows[0][0]
-            shown = ", ".join(uri for _source, uri in files[:3])
-            more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    deletes = [
+        (target, files_predicate(files), _files_detail(files))
+        for target, files in batch.delete.items()
+        if files
+    ] + [
+        (
+            target,
+            sources_predicate(sources),
+            "superseded by this run's rows of " + ", ".join(sources),
+        )
+        for target, sources in batch.supersede.items()
+        if sources
+    ]
+    for target, predicate, detail in deletes:
+        if not warehouse.table_exists(target):
+            continue
+        count = warehouse.query(f"select count(*) from {target} where {predicate}").rows[0][0]
+        if count or target in batch.delete:
             entries.append(
-                entry(
-                    "delete",
-                    target,
-                    int(count),
-                    role=role,
-                    run_id=run_id,
-                    detail=f"rows of the earlier version of corrected files: {shown}{more}",
-                )
+                entry("delete", target, int(count), role=role, run_id=run_id, detail=detail)
             )
-    for target, sources in batch.supersede.items():
-        if sources and warehouse.table_exists(target):
-            count = warehouse.query(
-                f"select count(*) from {target} where {sources_predicate(sources)}"
-            ).rows[0][0]
-            if count:
-                entries.append(
-                    entry(
-                        "delete",
-                        target,
-                        int(count),
-                        role=role,
-                        run_id=run_id,
-                        detail="superseded by this run's rows of " + ", ".join(sources),
-                    )
-                )
     for target in batch.append:
         detail = "new rows of an incremental run" if target in (incremental or set()) else None
         entries.append(
@@ -177,3 +165,9 @@ def add_publish_entries(
         if target != AUDIT_TABLE and records:
             entries.append(entry("load", target, len(records), role=role, run_id=run_id))
     batch.rows.setdefault(AUDIT_TABLE, []).extend(entries)
+
+
+def _files_detail(files: list[tuple[str, str]]) -> str:
+    shown = ", ".join(uri for _source, uri in files[:3])
+    more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    return f"rows of the earlier version of corrected files: {shown}{more}"
