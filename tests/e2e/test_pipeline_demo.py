@@ -181,7 +181,7 @@ def test_the_build_compared_is_the_last_one_published(
     assert project.run().exit_code == EXIT_OK
     # Another configuration builds and publishes, but the ledger never marks the run a
     # success (killed between the publish's commit and the ledger's last write).
-    monkeypatch.setenv("RETAILHUB_RUNNER__RETRIES", "3")
+    monkeypatch.setenv("RETAILHUB_ANALYTICS__TOP_INSIGHTS", "3")
     (demo_project / "data" / "online_retail" / "2099-03-extra.csv").write_text(
         "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
         "990003,POST,POSTAGE,1,2025-12-30 12:00:00,18.0,,United Kingdom\n",
@@ -195,7 +195,7 @@ def test_the_build_compared_is_the_last_one_published(
         )
     # Back to the first configuration with nothing new: what is published is the other
     # configuration's build, so it is rebuilt, not taken for the first run's.
-    monkeypatch.delenv("RETAILHUB_RUNNER__RETRIES")
+    monkeypatch.delenv("RETAILHUB_ANALYTICS__TOP_INSIGHTS")
     again = Project.load(demo_project).run()
     assert again.exit_code == EXIT_OK, again.error
     assert again.up_to_date_with is None and set(again.tables) >= STAR
