@@ -456,7 +456,8 @@ def _cast_text(t: str, typ: str, formats: Sequence[str]) -> str:
         return f"CAST({parsed} AS DATE)" if typ == "DATE" else f"CAST({parsed} AS TIMESTAMP)"
     if typ in ("DATE", "TIMESTAMP"):
         # a typed timestamp with time zone reads as text in the session's zone
-        # ('2024-03-01 20:30:00-05'): its UTC instant, so the date is the machine's no matter
+        # ('2024-03-01 20:30:00-05'): its UTC instant, so that the date does not depend on
+        # the machine's time zone
         return f"CAST(coalesce({_iso_timestamp(t)}, TRY_CAST({t} AS {typ})) AS {typ})"
     return f"TRY_CAST({t} AS {typ})"
 
