@@ -157,16 +157,17 @@ class Warehouse(ABC):
 
 def sources_predicate(sources: list[str]) -> str:
     """SQL (both engines) true for the ledger rows of ``sources`` (its ``source`` column)."""
-    return "source in (" + ", ".join(_literal(s) for s in sources) + ")"
+    return "source in (" + ", ".join(sql_literal(s) for s in sources) + ")"
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (both engines)."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def files_predicate(files: list[tuple[str, str]]) -> str:
     """SQL (both engines) true for the rows of ``files``, ``(_source, _source_file)`` pairs."""
     return " or ".join(
-        f"(_source = {_literal(source)} and _source_file = {_literal(uri)})"
+        f"(_source = {sql_literal(source)} and _source_file = {sql_literal(uri)})"
         for source, uri in files
     )

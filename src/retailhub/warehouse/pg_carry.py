@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from retailhub.warehouse.base import sql_literal
 from retailhub.warehouse.pg_types import qualified
 
 if TYPE_CHECKING:
@@ -100,10 +101,10 @@ def apply(conn: psycopg.Connection[Any], target: str, carried: Carried) -> None:
     for policy in carried.policies:
         conn.execute(policy.format(table=table))
     if carried.comment is not None:
-        conn.execute(f"comment on table {table} is {_literal(carried.comment)}")
+        conn.execute(f"comment on table {table} is {sql_literal(carried.comment)}")
     for column, text in carried.column_comments.items():
         if column in present:
-            conn.execute(f"comment on column {table}.{column} is {_literal(text)}")
+            conn.execute(f"comment on column {table}.{column} is {sql_literal(text)}")
         else:
             log.warning("%s: column %s is gone from the new table, and its comment", target, column)
     grant(conn, target, carried.grants, present)
@@ -155,7 +156,3 @@ def _policy(
     if check is not None:
         text += f" with check ({check})"
     return text.replace("{", "{{").replace("}", "}}").replace("{{table}}", "{table}")
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from retailhub.errors import WarehouseError
 from retailhub.warehouse import audit, pg_carry
-from retailhub.warehouse.base import SCHEMAS, PublishBatch, files_predicate, sources_predicate
+from retailhub.warehouse.base import (
+    SCHEMAS,
+    PublishBatch,
+    files_predicate,
+    sources_predicate,
+    sql_literal,
+)
 from retailhub.warehouse.keys import ForeignKey, TableKeys
 from retailhub.warehouse.pg_load import BulkLoader, LoadFailed, LoadJob, streaming_memory
 from retailhub.warehouse.pg_types import (
@@ -319,7 +325,7 @@ class Publisher:
                 ]
                 columns.append(
                     f"constraint {PARTITION_CHECK} check ({quote_ident(PARTITION_COLUMN)} = "
-                    f"{_literal(plan.partition_value)})"
+                    f"{sql_literal(plan.partition_value)})"
                 )
             self.conn.execute(f"create table {plan.staged} ({', '.join(columns)})")
 
@@ -591,7 +597,7 @@ class Publisher:
         partition = f"{quote_ident(plan.schema)}.{quote_ident(part)}"
         ex(
             f"alter table {qualified(plan.target)} attach partition {partition} "
-            f"for values in ({_literal(str(plan.partition_value))})"
+            f"for values in ({sql_literal(str(plan.partition_value))})"
         )
         ex(f"alter table {partition} drop constraint {PARTITION_CHECK}")
 
@@ -720,10 +726,6 @@ def _ident(name: str) -> str:
 
 def _index_name(table: str, suffix: str) -> str:
     return _ident(f"{table}_{suffix}")
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _is_driver_error(exc: BaseException) -> bool:
